@@ -1,0 +1,71 @@
+//! The operating-system side of the selector: one file per backend, plus the
+//! eventfd that wakes a blocked `select`.
+//!
+//! Every backend is a `Selector` struct with the same inner interface, so a
+//! reader who knows one knows them all:
+//!
+//! - `new() -> io::Result<Self>`
+//! - `register(fd, token, interest, mode)`, `modify(..)`, `deregister(fd)`:
+//!   `&self`, thread-safe, taking effect promptly even while another thread is
+//!   blocked in `wait`; errors use the kinds the crate documents.
+//! - `wait(&mut Events, Option<Duration>) -> io::Result<bool>`: one blocking
+//!   call. Clears `events`, fills it, and returns `true` if the caller should
+//!   return (events arrived or a [`Notifier`](crate::Notifier) fired), `false`
+//!   on a timeout or an internal wakeup. `EINTR` is returned as
+//!   `ErrorKind::Interrupted`; the portable layer retries it and enforces the
+//!   deadline, so a backend may wake early without harm.
+//! - `signal()`, the shared wakeup, and `registrations()`.
+//!
+//! Adding a backend (kqueue, event ports) means adding a file here and a
+//! variant to `Backend`; nothing else changes.
+//!
+//! All `unsafe` of the crate lives in these files, and every libc call goes
+//! through [`syscall!`], which turns `-1` into `io::Error::last_os_error()`.
+
+/// Calls a libc function and turns a `-1` return into the `errno` error.
+///
+/// The call itself is `unsafe`; every use site states why it is sound.
+macro_rules! syscall {
+    ($fn: ident ( $($arg: expr),* $(,)? )) => {{
+        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod epoll;
+pub(crate) mod poll;
+pub(crate) mod select;
+pub(crate) mod wakefd;
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Fails with `EBADF` (and a message naming the fd) if `fd` is not open.
+///
+/// The userspace backends check at registration time what epoll checks for
+/// them, so that every backend gives the same error for a bad fd.
+pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD only reads the descriptor flags; any integer is a valid
+    // argument and a closed or negative fd yields EBADF.
+    match syscall!(fcntl(fd, libc::F_GETFD)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("fd {fd} is not an open file descriptor ({e})"),
+        )),
+    }
+}
+
+/// Converts a timeout to the `timespec` the kernel wants (saturating).
+pub(crate) fn timespec(timeout: std::time::Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    }
+}
