@@ -87,7 +87,10 @@ impl Table {
         interest: Interest,
         mode: Mode,
     ) -> io::Result<&mut Entry> {
-        let entry = self.entries.get_mut(&fd).ok_or_else(|| not_registered(fd))?;
+        let entry = self
+            .entries
+            .get_mut(&fd)
+            .ok_or_else(|| not_registered(fd))?;
         entry.token = token;
         entry.interest = interest;
         entry.mode = mode;
@@ -192,7 +195,9 @@ fn not_registered(fd: RawFd) -> io::Error {
 /// Locks a mutex, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent before it can panic.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The registration side shared by the backends that keep their fd set in

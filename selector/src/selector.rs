@@ -55,9 +55,10 @@ impl Backend {
     pub fn from_env() -> io::Result<Option<Backend>> {
         match std::env::var(BACKEND_ENV) {
             Ok(value) if value.is_empty() => Ok(None),
-            Ok(value) => value.parse().map(Some).map_err(|e: io::Error| {
-                io::Error::new(e.kind(), format!("{BACKEND_ENV}: {e}"))
-            }),
+            Ok(value) => value
+                .parse()
+                .map(Some)
+                .map_err(|e: io::Error| io::Error::new(e.kind(), format!("{BACKEND_ENV}: {e}"))),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(value)) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -197,7 +198,13 @@ impl Selector {
     ///
     /// Files epoll refuses (regular files, with `EPERM`) are accepted and
     /// reported ready in every direction asked for on every `select`.
-    pub fn register(&self, fd: RawFd, token: Token, interest: Interest, mode: Mode) -> io::Result<()> {
+    pub fn register(
+        &self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
         self.check(token, interest, mode)?;
         dispatch!(&self.inner, s => s.register(fd, token, interest, mode))
     }
@@ -209,7 +216,13 @@ impl Selector {
     ///
     /// `NotFound` if `fd` is not registered, the OS error if it was closed,
     /// and the argument errors of [`register`](Self::register).
-    pub fn modify(&self, fd: RawFd, token: Token, interest: Interest, mode: Mode) -> io::Result<()> {
+    pub fn modify(
+        &self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
         self.check(token, interest, mode)?;
         dispatch!(&self.inner, s => s.modify(fd, token, interest, mode))
     }

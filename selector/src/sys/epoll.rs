@@ -136,7 +136,9 @@ impl Selector {
             return Ok(true);
         }
         if events.raw.len() < room {
-            events.raw.resize(room, libc::epoll_event { events: 0, u64: 0 });
+            events
+                .raw
+                .resize(room, libc::epoll_event { events: 0, u64: 0 });
         }
         let n = match epoll_wait(self.epfd.as_raw_fd(), &mut events.raw[..room], timeout) {
             Ok(n) => n,

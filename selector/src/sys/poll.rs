@@ -94,7 +94,9 @@ impl Selector {
             if scratch.version != Some(table.version) {
                 scratch.fds.clear();
                 scratch.generations.clear();
-                scratch.fds.push(pollfd(self.watch.signal.fd(), libc::POLLIN));
+                scratch
+                    .fds
+                    .push(pollfd(self.watch.signal.fd(), libc::POLLIN));
                 scratch.generations.push(0);
                 for (fd, entry) in table.armed() {
                     scratch.fds.push(pollfd(fd, poll_events(entry.interest)));
@@ -139,7 +141,8 @@ impl Selector {
                 scratch.cursor = (scratch.cursor + k) % watched;
                 break;
             }
-            if let Some(event) = table.report(pfd.fd, scratch.generations[i], translate(pfd.revents))
+            if let Some(event) =
+                table.report(pfd.fd, scratch.generations[i], translate(pfd.revents))
             {
                 events.push(event);
             }
