@@ -1,2 +1,44 @@
-//! tarn's reactor: maps readiness from `tarn-selector` to stored wakers and
-//! owns timers. Not built yet; this crate is empty.
+//! tarn's reactor: readiness to wakers, timers, and the driver.
+//!
+//! The reactor owns the process's [`Selector`](tarn_selector::Selector),
+//! every registered fd (a source, with cached readiness per direction and
+//! the wakers waiting on it) and the timers. [`Async`] makes any fd
+//! awaitable: its operations try the syscall first and register interest
+//! only when it returns `WouldBlock`; on epoll each fd is registered once,
+//! edge-triggered, so a connection in steady state makes no `epoll_ctl`
+//! call. The reactor knows nothing of tasks: whoever waits drives it, either
+//! an executor that sleeps in [`ReactorLock::react`] (tarn's, or this
+//! crate's minimal [`block_on`]), or a fallback thread that starts on demand
+//! so that tarn I/O works under tokio, `futures::executor` or async-executor.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tarn_reactor::{block_on, timeout, Async, Timer};
+//!
+//! block_on(async {
+//!     let (a, b) = std::os::unix::net::UnixStream::pair()?;
+//!     let b = Async::new(b)?;
+//!     // Nothing written: readable() would wait; the timeout ends it.
+//!     assert!(timeout(Duration::from_millis(10), b.readable()).await.is_err());
+//!     std::io::Write::write_all(&mut &a, b"x")?;
+//!     b.readable().await?;
+//!     Timer::after(Duration::from_millis(1)).await;
+//!     std::io::Result::Ok(())
+//! })?;
+//! # std::io::Result::Ok(())
+//! ```
+
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod async_fd;
+mod driver;
+mod reactor;
+mod source;
+mod sys;
+mod timer;
+
+pub use async_fd::{Async, Readiness};
+pub use driver::{block_on, DriverGuard, Parker, Unparker};
+pub use reactor::{Reactor, ReactorLock, SourceInfo, Stats};
+pub use timer::{timeout, TimedOut, Timeout, Timer};

@@ -1,0 +1,361 @@
+//! [`Async`]: any file descriptor made awaitable.
+
+use std::future::Future;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::reactor::Reactor;
+use crate::source::{Dir, Source, WaiterSlot};
+
+/// An fd registered with the reactor: its operations return `Pending`
+/// instead of blocking.
+///
+/// `Async::new` sets `O_NONBLOCK` and registers the fd (on epoll once,
+/// edge-triggered, for both directions: steady-state I/O then makes no
+/// `epoll_ctl` call). Every operation tries the syscall first and waits for
+/// readiness only if it returns `WouldBlock`.
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use futures_io::AsyncRead;
+/// use tarn_reactor::Async;
+///
+/// tarn_reactor::block_on(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let (a, b) = (Async::new(a)?, Async::new(b)?);
+///     a.write_with(|s| std::io::Write::write(&mut &*s, b"hello")).await?;
+///     let mut buf = [0; 5];
+///     let n = b.read_with(|s| std::io::Read::read(&mut &*s, &mut buf)).await?;
+///     assert_eq!(&buf[..n], b"hello");
+///     std::io::Result::Ok(())
+/// })?;
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug)]
+pub struct Async<T: AsFd> {
+    source: Arc<Source>,
+    /// `None` only after `into_inner` or during drop.
+    io: Option<T>,
+}
+
+impl<T: AsFd> Unpin for Async<T> {}
+
+impl<T: AsFd> Async<T> {
+    /// Makes `io` non-blocking and registers it with the reactor.
+    ///
+    /// # Errors
+    ///
+    /// If the fd cannot be made non-blocking or registered (for example it is
+    /// already registered through another `Async`), or the reactor cannot start.
+    pub fn new(io: T) -> io::Result<Async<T>> {
+        let fd = io.as_fd().as_raw_fd();
+        crate::sys::set_nonblocking(fd)?;
+        let source = Reactor::try_get()?.insert_io(fd)?;
+        Ok(Async {
+            source,
+            io: Some(io),
+        })
+    }
+
+    /// The inner I/O handle.
+    pub fn get_ref(&self) -> &T {
+        self.io.as_ref().expect("io is present until drop")
+    }
+
+    /// The inner I/O handle, mutably. Do not replace its fd.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.io.as_mut().expect("io is present until drop")
+    }
+
+    /// Deregisters the fd and returns the inner handle (still non-blocking).
+    pub fn into_inner(mut self) -> io::Result<T> {
+        let io = self.io.take().expect("io is present until drop");
+        Reactor::get().remove_io(&self.source)?;
+        Ok(io)
+    }
+
+    /// Waits until a read would not block.
+    pub fn readable(&self) -> Readiness<'_, T> {
+        Readiness::new(self, Dir::Read)
+    }
+
+    /// Waits until a write would not block.
+    pub fn writable(&self) -> Readiness<'_, T> {
+        Readiness::new(self, Dir::Write)
+    }
+
+    /// `Ready` once a read would not block; otherwise stores the waker.
+    ///
+    /// Every task that calls it while the fd is not readable is woken by the
+    /// next readiness event.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.source.poll_ready(Reactor::get(), Dir::Read, None, cx)
+    }
+
+    /// `Ready` once a write would not block; otherwise stores the waker.
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.source.poll_ready(Reactor::get(), Dir::Write, None, cx)
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for
+    /// readability in between.
+    pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_io(Dir::Read, cx, || op(self.get_ref()))).await
+    }
+
+    /// Like [`read_with`](Self::read_with), with mutable access.
+    pub async fn read_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let (source, io) = self.parts();
+        std::future::poll_fn(|cx| poll_io(source, Dir::Read, cx, || op(io))).await
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for
+    /// writability in between.
+    pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_io(Dir::Write, cx, || op(self.get_ref()))).await
+    }
+
+    /// Like [`write_with`](Self::write_with), with mutable access.
+    pub async fn write_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let (source, io) = self.parts();
+        std::future::poll_fn(|cx| poll_io(source, Dir::Write, cx, || op(io))).await
+    }
+
+    /// Tries `op`; on `WouldBlock` registers interest and returns `Pending`.
+    ///
+    /// The building block of every operation: a socket type wraps its
+    /// syscall in this to get a `poll_*` method.
+    pub fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io(Dir::Read, cx, op)
+    }
+
+    /// The write-side counterpart of [`poll_read_with`](Self::poll_read_with).
+    pub fn poll_write_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io(Dir::Write, cx, op)
+    }
+
+    /// The source and the handle, borrowed apart.
+    fn parts(&mut self) -> (&Source, &mut T) {
+        let io = self.io.as_mut().expect("io is present until drop");
+        (&self.source, io)
+    }
+
+    fn poll_io<R>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        poll_io(&self.source, dir, cx, op)
+    }
+}
+
+/// Try the syscall; only `WouldBlock` leads to storing the waker, and only
+/// if no event arrived since the tick read before the syscall.
+fn poll_io<R>(
+    source: &Source,
+    dir: Dir,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut() -> io::Result<R>,
+) -> Poll<io::Result<R>> {
+    loop {
+        let tick = source.tick(dir);
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            res => return Poll::Ready(res),
+        }
+        match source.poll_blocked(Reactor::get(), dir, tick, cx) {
+            Poll::Ready(Ok(())) => continue,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsFd> AsRawFd for Async<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.fd
+    }
+}
+
+impl<T: AsFd> AsFd for Async<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.get_ref().as_fd()
+    }
+}
+
+impl<T: AsFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        if self.io.is_some() {
+            // Deregister before the fd closes (when `io` drops below).
+            let _ = Reactor::get().remove_io(&self.source);
+            self.io.take();
+        }
+    }
+}
+
+/// The future of [`Async::readable`] and [`Async::writable`].
+///
+/// Any number of these may wait on one fd and direction; all are woken.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Readiness<'a, T: AsFd> {
+    io: &'a Async<T>,
+    dir: Dir,
+    slot: WaiterSlot,
+}
+
+impl<'a, T: AsFd> Readiness<'a, T> {
+    fn new(io: &'a Async<T>, dir: Dir) -> Self {
+        Readiness {
+            io,
+            dir,
+            slot: WaiterSlot::default(),
+        }
+    }
+}
+
+impl<T: AsFd> Future for Readiness<'_, T> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = this
+            .io
+            .source
+            .poll_ready(Reactor::get(), this.dir, Some(&mut this.slot), cx);
+        if res.is_ready() {
+            this.io.source.remove_waiter(this.dir, &mut this.slot);
+        }
+        res
+    }
+}
+
+impl<T: AsFd> Drop for Readiness<'_, T> {
+    fn drop(&mut self) {
+        self.io.source.remove_waiter(self.dir, &mut self.slot);
+    }
+}
+
+impl<T: AsFd + Read> AsyncRead for Async<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let (source, io) = self.get_mut().parts();
+        poll_io(source, Dir::Read, cx, || io.read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let (source, io) = self.get_mut().parts();
+        poll_io(source, Dir::Read, cx, || io.read_vectored(bufs))
+    }
+}
+
+impl<T: AsFd> AsyncRead for &Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this: &Async<T> = *self;
+        this.poll_io(Dir::Read, cx, || this.get_ref().read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this: &Async<T> = *self;
+        this.poll_io(Dir::Read, cx, || this.get_ref().read_vectored(bufs))
+    }
+}
+
+impl<T: AsFd + Write> AsyncWrite for Async<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let (source, io) = self.get_mut().parts();
+        poll_io(source, Dir::Write, cx, || io.write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let (source, io) = self.get_mut().parts();
+        poll_io(source, Dir::Write, cx, || io.write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (source, io) = self.get_mut().parts();
+        poll_io(source, Dir::Write, cx, || io.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl<T: AsFd> AsyncWrite for &Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this: &Async<T> = *self;
+        this.poll_io(Dir::Write, cx, || this.get_ref().write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this: &Async<T> = *self;
+        this.poll_io(Dir::Write, cx, || this.get_ref().write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this: &Async<T> = *self;
+        this.poll_io(Dir::Write, cx, || this.get_ref().flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}

@@ -1,0 +1,406 @@
+//! The [`Reactor`]: one per process, holding the selector, every registered
+//! source, and the timers; whoever waits drives it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use tarn_selector::{Backend, Events, Interest, Mode, Notifier, Selector, Token};
+
+use crate::source::Source;
+
+/// The process-wide reactor.
+///
+/// It maps readiness events from the [`Selector`] to the wakers stored by
+/// [`Async`](crate::Async) operations, and fires [`Timer`](crate::Timer)s.
+/// It has no thread of its own: an executor drives it by calling
+/// [`ReactorLock::react`] when it has nothing to run (tarn's `block_on` does),
+/// and when no executor does, a fallback thread started on demand does.
+pub struct Reactor {
+    selector: Selector,
+    /// `Edge` on epoll (registered once, read + write); `Oneshot` elsewhere.
+    mode: Mode,
+    notifier: Notifier,
+    sources: Mutex<Slab<Arc<Source>>>,
+    timers: Mutex<Timers>,
+    /// Held by whoever is driving; it owns the event buffer.
+    driver: Mutex<Driver>,
+    /// Threads waiting for the driver lock to be released.
+    lock_waiters: Mutex<Vec<crate::driver::Unparker>>,
+    lock_waiter_count: AtomicUsize,
+    selects: AtomicU64,
+    events: AtomicU64,
+    wakes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Driver {
+    events: Events,
+    wakers: Vec<Waker>,
+}
+
+/// The reactor's counters and gauges, from [`Reactor::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Registered sources (live [`Async`](crate::Async) handles).
+    pub sources: usize,
+    /// Wakers waiting for a source to become readable.
+    pub waiting_readers: usize,
+    /// Wakers waiting for a source to become writable.
+    pub waiting_writers: usize,
+    /// Pending timers.
+    pub timers: usize,
+    /// `select` calls made so far.
+    pub selects: u64,
+    /// Readiness events received so far.
+    pub events: u64,
+    /// Wakers woken so far (by I/O events and timers).
+    pub wakes: u64,
+}
+
+/// One live source, from [`Reactor::sources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// The registered file descriptor.
+    pub fd: RawFd,
+    /// Its selector token.
+    pub token: usize,
+    /// Wakers waiting for it to become readable.
+    pub readers: usize,
+    /// Wakers waiting for it to become writable.
+    pub writers: usize,
+}
+
+static REACTOR: OnceLock<Result<Reactor, (io::ErrorKind, String)>> = OnceLock::new();
+
+impl Reactor {
+    /// The process's reactor, created on first use on the backend chosen by
+    /// `TARN_SELECTOR` (epoll by default).
+    ///
+    /// # Panics
+    ///
+    /// If the reactor cannot be created (an unknown `TARN_SELECTOR`, or no
+    /// fds left); the message says why. [`Reactor::try_get`] returns the error.
+    pub fn get() -> &'static Reactor {
+        Reactor::try_get().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"))
+    }
+
+    /// The process's reactor, or the error that prevented creating it.
+    pub fn try_get() -> io::Result<&'static Reactor> {
+        REACTOR
+            .get_or_init(|| Reactor::new().map_err(|e| (e.kind(), e.to_string())))
+            .as_ref()
+            .map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+    }
+
+    fn new() -> io::Result<Reactor> {
+        let selector = Selector::new()?;
+        let mode = match selector.backend() {
+            Backend::Epoll => Mode::Edge,
+            _ => Mode::Oneshot,
+        };
+        Ok(Reactor {
+            notifier: selector.notifier(),
+            selector,
+            mode,
+            sources: Mutex::default(),
+            timers: Mutex::default(),
+            driver: Mutex::new(Driver {
+                events: Events::with_capacity(1024),
+                wakers: Vec::new(),
+            }),
+            lock_waiters: Mutex::default(),
+            lock_waiter_count: AtomicUsize::new(0),
+            selects: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+        })
+    }
+
+    /// The selector backend in use.
+    pub fn backend(&self) -> Backend {
+        self.selector.backend()
+    }
+
+    pub(crate) fn selector(&self) -> &Selector {
+        &self.selector
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Wakes the thread driving the reactor, if it is blocked in `select`.
+    pub fn notify(&self) {
+        self.notifier.notify();
+    }
+
+    /// Registers `fd` (already non-blocking). On epoll it is registered once,
+    /// edge-triggered for read and write; elsewhere it is armed on demand.
+    pub(crate) fn insert_io(&self, fd: RawFd) -> io::Result<Arc<Source>> {
+        let mut sources = lock(&self.sources);
+        let entry = sources.vacant_entry();
+        let source = Arc::new(Source::new(fd, entry.key()));
+        if self.mode == Mode::Edge {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            self.selector
+                .register(fd, Token(entry.key()), interest, Mode::Edge)?;
+        } else {
+            // Registered disarmed in effect: the first waiter re-arms it. A
+            // oneshot registration must name some interest, and it fires at
+            // most once before a waiter exists; its event is then recorded as
+            // readiness like any other.
+            self.selector
+                .register(fd, Token(entry.key()), Interest::READABLE, Mode::Oneshot)?;
+        }
+        entry.insert(Arc::clone(&source));
+        Ok(source)
+    }
+
+    /// Deregisters a source; must happen before its fd is closed.
+    pub(crate) fn remove_io(&self, source: &Source) -> io::Result<()> {
+        let mut sources = lock(&self.sources);
+        sources.try_remove(source.key);
+        self.selector.deregister(source.fd)
+    }
+
+    /// Counters and gauges, for tests and operators.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            timers: lock(&self.timers).map.len(),
+            selects: self.selects.load(Relaxed),
+            events: self.events.load(Relaxed),
+            wakes: self.wakes.load(Relaxed),
+            ..Stats::default()
+        };
+        for info in self.sources() {
+            stats.sources += 1;
+            stats.waiting_readers += info.readers;
+            stats.waiting_writers += info.writers;
+        }
+        stats
+    }
+
+    /// Every live source with its fd and how many wait on it: what a stuck
+    /// program is waiting for.
+    pub fn sources(&self) -> Vec<SourceInfo> {
+        let sources: Vec<Arc<Source>> =
+            lock(&self.sources).iter().map(|(_, s)| s.clone()).collect();
+        sources
+            .iter()
+            .map(|s| {
+                let waiting = s.waiting();
+                SourceInfo {
+                    fd: s.fd,
+                    token: s.key,
+                    readers: waiting.readers,
+                    writers: waiting.writers,
+                }
+            })
+            .collect()
+    }
+
+    /// Takes the driver lock if nobody holds it.
+    pub fn try_lock(&self) -> Option<ReactorLock<'_>> {
+        self.driver.try_lock().ok().map(|driver| ReactorLock {
+            reactor: self,
+            driver: Some(driver),
+        })
+    }
+
+    /// Takes the driver lock, waiting for whoever holds it.
+    pub fn lock(&self) -> ReactorLock<'_> {
+        ReactorLock {
+            reactor: self,
+            driver: Some(lock(&self.driver)),
+        }
+    }
+
+    /// A waker was stored: make sure somebody will drive the reactor.
+    pub(crate) fn waiting(&self) {
+        crate::driver::ensure_driven();
+    }
+
+    /// Registers a timer; returns its id. Wakes the driver if the new
+    /// deadline is earlier than the one it sleeps until.
+    pub(crate) fn insert_timer(&self, when: Instant, waker: &Waker) -> u64 {
+        let mut timers = lock(&self.timers);
+        let id = timers.next_id;
+        timers.next_id += 1;
+        timers.map.insert((when, id), waker.clone());
+        let wake_driver = timers.sleeping_until.is_some_and(|until| when < until);
+        drop(timers);
+        if wake_driver {
+            self.notify();
+        }
+        self.waiting();
+        id
+    }
+
+    /// Replaces the waker of a pending timer; false if it already fired.
+    pub(crate) fn update_timer(&self, when: Instant, id: u64, waker: &Waker) -> bool {
+        match lock(&self.timers).map.get_mut(&(when, id)) {
+            Some(stored) => {
+                if !stored.will_wake(waker) {
+                    *stored = waker.clone();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels a timer (a no-op if it fired).
+    pub(crate) fn remove_timer(&self, when: Instant, id: u64) {
+        lock(&self.timers).map.remove(&(when, id));
+    }
+
+    /// Adds a thread to be unparked when the driver lock is released.
+    pub(crate) fn wait_for_lock(&self, unparker: crate::driver::Unparker) {
+        let mut waiters = lock(&self.lock_waiters);
+        waiters.push(unparker);
+        self.lock_waiter_count.store(waiters.len(), SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("backend", &self.backend())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Stands for "no deadline" in `sleeping_until`: later than any timer.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Pending timers ordered by deadline: O(log n) insert and cancel.
+#[derive(Debug, Default)]
+struct Timers {
+    map: BTreeMap<(Instant, u64), Waker>,
+    next_id: u64,
+    /// The deadline the driver sleeps until while in `select` (`None` when
+    /// not sleeping): a timer due earlier must wake it.
+    sleeping_until: Option<Instant>,
+}
+
+impl Timers {
+    /// Moves the wakers of due timers into `wakers`; returns the time until
+    /// the next deadline.
+    fn fire(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> Option<Duration> {
+        // Split just after `now`: every entry with a deadline <= now is due.
+        let pending = self.map.split_off(&(now, u64::MAX));
+        let due = std::mem::replace(&mut self.map, pending);
+        wakers.extend(due.into_values());
+        self.map.keys().next().map(|(when, _)| *when - now)
+    }
+}
+
+/// The right to drive the reactor, from [`Reactor::lock`] or [`Reactor::try_lock`].
+pub struct ReactorLock<'a> {
+    reactor: &'a Reactor,
+    /// `Some` until dropped: `Drop` releases it before unparking the threads
+    /// that wait for it.
+    driver: Option<MutexGuard<'a, Driver>>,
+}
+
+impl ReactorLock<'_> {
+    /// Waits for I/O events or the next timer, at most `timeout` (`None`:
+    /// until something happens or [`Reactor::notify`] is called), then wakes
+    /// every task whose I/O is ready or whose timer is due. Returns how many
+    /// wakers were woken.
+    pub fn react(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        let reactor = self.reactor;
+        let driver = self.driver.as_mut().expect("held until drop");
+        let mut wakers = std::mem::take(&mut driver.wakers);
+
+        // Fire due timers and publish how long we will sleep in one critical
+        // section, so a timer inserted meanwhile either is seen here or
+        // sees `sleeping_until` and notifies us.
+        let (timeout, sleeping) = {
+            let mut timers = lock(&reactor.timers);
+            let now = Instant::now();
+            let next_timer = timers.fire(now, &mut wakers);
+            let timeout = if wakers.is_empty() {
+                match (timeout, next_timer) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            } else {
+                Some(Duration::ZERO)
+            };
+            let sleeping = timeout != Some(Duration::ZERO);
+            if sleeping {
+                timers.sleeping_until = Some(match timeout.and_then(|t| now.checked_add(t)) {
+                    Some(until) => until,
+                    None => now + FOREVER,
+                });
+            }
+            (timeout, sleeping)
+        };
+        let res = reactor.selector.select(&mut driver.events, timeout);
+        if sleeping {
+            lock(&reactor.timers).sleeping_until = None;
+        }
+        reactor.selects.fetch_add(1, Relaxed);
+        if let Err(e) = res {
+            driver.wakers = wakers;
+            return Err(e);
+        }
+
+        let n = driver.events.len();
+        if n > 0 {
+            reactor.events.fetch_add(n as u64, Relaxed);
+            let sources = lock(&reactor.sources);
+            for event in driver.events.iter() {
+                if let Some(source) = sources.get(event.token().0) {
+                    source.on_event(reactor, event, &mut wakers);
+                }
+            }
+        }
+        if sleeping {
+            lock(&reactor.timers).fire(Instant::now(), &mut wakers);
+        }
+
+        let woken = wakers.len();
+        reactor.wakes.fetch_add(woken as u64, Relaxed);
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+        driver.wakers = wakers;
+        Ok(woken)
+    }
+}
+
+impl Drop for ReactorLock<'_> {
+    fn drop(&mut self) {
+        // Release first, then look for waiters: a thread that registers as a
+        // waiter tries the lock again afterwards (see `driver::Parker`), so
+        // between the two of us nobody is left parked on a free lock.
+        drop(self.driver.take());
+        if self.reactor.lock_waiter_count.load(SeqCst) > 0 {
+            let waiters = {
+                let mut waiters = lock(&self.reactor.lock_waiters);
+                self.reactor.lock_waiter_count.store(0, SeqCst);
+                std::mem::take(&mut *waiters)
+            };
+            waiters.into_iter().for_each(|u| u.unpark());
+        }
+    }
+}
+
+impl std::fmt::Debug for ReactorLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactorLock").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

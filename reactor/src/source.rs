@@ -1,0 +1,280 @@
+//! A registered fd's readiness and the wakers waiting on it.
+//!
+//! Readiness is kept per direction as a *tick*: a counter the reactor bumps
+//! for every event that concerns the direction. An I/O operation reads the
+//! tick before its syscall; if the syscall says `WouldBlock`, the waker is
+//! stored only if the tick is unchanged. An event that lands between the
+//! syscall and the storing of the waker has bumped the tick, so the
+//! operation retries instead of sleeping: no wakeup is lost.
+//!
+//! A direction is *ready* while its tick differs from `consumed`, the tick at
+//! which an operation last saw `WouldBlock`. New sources start ready (tick 1,
+//! consumed 0): the first operation always tries the syscall.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use slab::Slab;
+use tarn_selector::{Event, Interest, Mode, Token};
+
+use crate::reactor::Reactor;
+
+/// Read or write: the two directions a source tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+impl Dir {
+    fn interest(self) -> Interest {
+        match self {
+            Dir::Read => Interest::READABLE,
+            Dir::Write => Interest::WRITABLE,
+        }
+    }
+}
+
+/// One fd registered with the reactor.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub(crate) fd: RawFd,
+    /// The key in the reactor's slab, also the selector token.
+    pub(crate) key: usize,
+    /// Mirrors of `Direction::tick`, readable without the lock; written only
+    /// under it.
+    ticks: [AtomicU64; 2],
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    dirs: [Direction; 2],
+    /// Oneshot backends (poll, select): the directions the registration is
+    /// armed for. Firing disarms all; a waiter re-arms its direction.
+    armed: Interest,
+}
+
+#[derive(Debug)]
+struct Direction {
+    tick: u64,
+    consumed: u64,
+    /// Wakers stored by `poll_*` calls (`AsyncRead`, `read_with`, ...),
+    /// deduplicated; all are woken by the next event.
+    wakers: Vec<Waker>,
+    /// Wakers of `Readable`/`Writable` futures, which remove their slot when
+    /// dropped. `None` once woken.
+    waiters: Slab<Option<Waker>>,
+}
+
+impl Default for Direction {
+    fn default() -> Direction {
+        Direction {
+            tick: 1,
+            consumed: 0,
+            wakers: Vec::new(),
+            waiters: Slab::new(),
+        }
+    }
+}
+
+impl Direction {
+    fn waiting(&self) -> usize {
+        self.wakers.len() + self.waiters.iter().filter(|(_, w)| w.is_some()).count()
+    }
+}
+
+/// How many tasks wait on a source, per direction (for introspection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    pub(crate) readers: usize,
+    pub(crate) writers: usize,
+}
+
+impl Source {
+    pub(crate) fn new(fd: RawFd, key: usize) -> Source {
+        Source {
+            fd,
+            key,
+            ticks: [AtomicU64::new(1), AtomicU64::new(1)],
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The direction's tick, to read before trying a syscall.
+    pub(crate) fn tick(&self, dir: Dir) -> u64 {
+        self.ticks[dir as usize].load(Ordering::Acquire)
+    }
+
+    /// After a syscall that saw `tick` returned `WouldBlock`: `Ready` if an
+    /// event arrived meanwhile (try again), else stores the waker, arms the
+    /// registration if the backend needs it, and returns `Pending`.
+    pub(crate) fn poll_blocked(
+        &self,
+        reactor: &Reactor,
+        dir: Dir,
+        tick: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut state = self.state();
+        let d = &mut state.dirs[dir as usize];
+        if d.tick != tick {
+            return Poll::Ready(Ok(()));
+        }
+        d.consumed = tick;
+        if !d.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            d.wakers.push(cx.waker().clone());
+        }
+        self.arm(reactor, &mut state, dir)?;
+        drop(state);
+        reactor.waiting();
+        Poll::Pending
+    }
+
+    /// `Ready` once a read (or write) would not block, as far as the kernel
+    /// says now; else stores the waker in `slot` (a waiter of a future, or
+    /// the shared list when `slot` is `None`) and returns `Pending`.
+    ///
+    /// A direction believed ready is checked with a zero-timeout `poll(2)`,
+    /// so that a caller looping on `readable()` and a read of its own never
+    /// spins on stale readiness.
+    pub(crate) fn poll_ready(
+        &self,
+        reactor: &Reactor,
+        dir: Dir,
+        slot: Option<&mut WaiterSlot>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(slot) = &slot {
+            if let Some((_, seen)) = slot.0 {
+                // A waiting future is ready once an event has arrived since.
+                if self.tick(dir) != seen {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        loop {
+            let tick = self.tick(dir);
+            let believed_ready = {
+                let state = self.state();
+                state.dirs[dir as usize].consumed != tick
+            };
+            if believed_ready && crate::sys::ready_now(self.fd, dir == Dir::Write)? {
+                return Poll::Ready(Ok(()));
+            }
+            let mut state = self.state();
+            let d = &mut state.dirs[dir as usize];
+            if d.tick != tick {
+                continue;
+            }
+            d.consumed = tick;
+            match slot {
+                None => {
+                    if !d.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        d.wakers.push(cx.waker().clone());
+                    }
+                }
+                Some(slot) => match slot.0 {
+                    Some((key, _)) => {
+                        let entry = &mut d.waiters[key];
+                        match entry {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            _ => *entry = Some(cx.waker().clone()),
+                        }
+                        slot.0 = Some((key, tick));
+                    }
+                    None => slot.0 = Some((d.waiters.insert(Some(cx.waker().clone())), tick)),
+                },
+            }
+            self.arm(reactor, &mut state, dir)?;
+            drop(state);
+            reactor.waiting();
+            return Poll::Pending;
+        }
+    }
+
+    /// Forgets a future's waiter slot.
+    pub(crate) fn remove_waiter(&self, dir: Dir, slot: &mut WaiterSlot) {
+        if let Some((key, _)) = slot.0.take() {
+            self.state().dirs[dir as usize].waiters.try_remove(key);
+        }
+    }
+
+    /// On oneshot backends, makes sure the registration is armed for `dir`.
+    fn arm(&self, reactor: &Reactor, state: &mut State, dir: Dir) -> io::Result<()> {
+        let armed = match dir {
+            Dir::Read => state.armed.is_readable(),
+            Dir::Write => state.armed.is_writable(),
+        };
+        if reactor.mode() != Mode::Oneshot || armed {
+            return Ok(());
+        }
+        let interest = state.armed | dir.interest();
+        reactor
+            .selector()
+            .modify(self.fd, Token(self.key), interest, Mode::Oneshot)?;
+        state.armed = interest;
+        Ok(())
+    }
+
+    /// Records an event and moves the wakers it concerns into `wakers`.
+    pub(crate) fn on_event(&self, reactor: &Reactor, event: &Event, wakers: &mut Vec<Waker>) {
+        let read = event.readable() || event.read_closed() || event.error() || event.priority();
+        let write = event.writable() || event.write_closed() || event.error();
+        let mut state = self.state();
+        for (fired, dir) in [(read, Dir::Read), (write, Dir::Write)] {
+            if !fired {
+                continue;
+            }
+            let d = &mut state.dirs[dir as usize];
+            d.tick += 1;
+            self.ticks[dir as usize].store(d.tick, Ordering::Release);
+            wakers.append(&mut d.wakers);
+            for (_, waiter) in d.waiters.iter_mut() {
+                if let Some(w) = waiter.take() {
+                    wakers.push(w);
+                }
+            }
+        }
+        if reactor.mode() == Mode::Oneshot {
+            // The event disarmed the registration; re-arm for whoever is
+            // still waiting on a direction that did not fire.
+            state.armed = Interest::NONE;
+            let mut again = Interest::NONE;
+            for dir in [Dir::Read, Dir::Write] {
+                if state.dirs[dir as usize].waiting() > 0 {
+                    again |= dir.interest();
+                }
+            }
+            if !again.is_empty()
+                && reactor
+                    .selector()
+                    .modify(self.fd, Token(self.key), again, Mode::Oneshot)
+                    .is_ok()
+            {
+                state.armed = again;
+            }
+        }
+    }
+
+    /// How many wakers wait on each direction.
+    pub(crate) fn waiting(&self) -> Waiting {
+        let state = self.state();
+        Waiting {
+            readers: state.dirs[0].waiting(),
+            writers: state.dirs[1].waiting(),
+        }
+    }
+}
+
+/// A future's place among a direction's waiters: the slab key and the tick
+/// seen when it was stored.
+#[derive(Debug, Default)]
+pub(crate) struct WaiterSlot(Option<(usize, u64)>);

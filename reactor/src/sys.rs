@@ -1,0 +1,50 @@
+//! The reactor's few direct system calls: making an fd non-blocking, and
+//! asking the kernel whether an fd is ready right now.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Sets `O_NONBLOCK` on `fd`.
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL read and write the status flags of an fd the
+    // caller borrows for the duration of the call; no pointers involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether a read (`write == false`) or a write on `fd` would not block now:
+/// a zero-timeout `poll(2)`. Hangups and errors count as ready, since the
+/// operation would then return at once.
+pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
+    let events = if write {
+        libc::POLLOUT
+    } else {
+        libc::POLLIN | libc::POLLRDHUP
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is one valid pollfd, alive for the call.
+        match unsafe { libc::poll(&mut pfd, 1, 0) } {
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            _ => return Ok(pfd.revents != 0),
+        }
+    }
+}
