@@ -132,6 +132,13 @@ impl Parker {
         }
     }
 
+    /// Marks the parker woken without signalling its thread: for wakes made
+    /// on the parker's own thread, which is running and will see the mark
+    /// before it sleeps. Costs no syscall.
+    pub fn mark_woken(&self) {
+        self.inner.woken.store(true, SeqCst);
+    }
+
     /// A [`Waker`] that unparks this parker.
     pub fn waker(&self) -> Waker {
         Waker::from(Arc::clone(&self.inner))
