@@ -143,6 +143,14 @@ pin_project_lite::pin_project! {
         future: F,
         state: Rc<JoinState<F::Output>>,
     }
+
+    impl<F: Future> PinnedDrop for TaskFuture<F> {
+        // Dropped before finishing (aborted, or its executor dropped): the
+        // handle learns it was cancelled. A no-op after the task finished.
+        fn drop(this: Pin<&mut Self>) {
+            this.project().state.finish(Err(JoinError::cancelled()));
+        }
+    }
 }
 
 impl<F: Future> TaskFuture<F> {

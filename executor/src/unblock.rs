@@ -54,9 +54,12 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut state = lock(&self.state);
         state.jobs.push_back(job);
+        // Each idle thread will take one queued job; start a thread for
+        // every job beyond that, up to the bound.
         if state.idle > 0 {
             self.work.notify_one();
-        } else if state.threads < MAX_THREADS {
+        }
+        if state.jobs.len() > state.idle && state.threads < MAX_THREADS {
             state.threads += 1;
             let spawned = thread::Builder::new()
                 .name("tarn-unblock".into())

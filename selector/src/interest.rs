@@ -123,5 +123,10 @@ pub enum Mode {
     /// freeing up, or the registration being made or modified while the fd is
     /// ready. Epoll only (`EPOLLET`); other backends return
     /// [`Unsupported`](std::io::ErrorKind::Unsupported).
+    ///
+    /// Each report carries the fd's whole current readiness for the
+    /// registration's interest, not just the direction that changed. The
+    /// kernel wakes a registration only for a change in a direction it asks
+    /// for: a `WRITABLE`-only registration is not told that data arrived.
     Edge,
 }
