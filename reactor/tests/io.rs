@@ -1,0 +1,524 @@
+//! `Async<T>` as an I/O handle: `AsyncRead`/`AsyncWrite` on `Async<T>` and
+//! on `&Async<T>` carry a few MiB intact (checksummed) between two tasks and
+//! between two threads, vectored, through pipes as through sockets;
+//! end-of-stream and `BrokenPipe` surface as such; `read_with`/`write_with`
+//! (and their `_mut` forms) retry on `WouldBlock`; `into_inner` returns the
+//! handle and the reactor forgets the fd; `get_ref`/`get_mut` reach the
+//! handle; an fd cannot be registered twice. Introspection: `sources()`
+//! lists a waiting task's fd with its reader or writer, and `stats()`
+//! counters grow. A writer blocked on a socket whose peer shut down its
+//! write side does not make the reactor spin. Re-run on the poll and
+//! select backends.
+
+mod common;
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::Duration;
+
+use common::{bounded, fnv1a, pair, Rng, FNV_START};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use tarn_reactor::{block_on, timeout, Async, Reactor};
+
+#[test]
+fn on_poll_and_select_backends() {
+    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+}
+
+const MIB: usize = 1 << 20;
+
+fn source_of(fd: i32) -> Option<tarn_reactor::SourceInfo> {
+    Reactor::get().sources().into_iter().find(|s| s.fd == fd)
+}
+
+/// Writes `len` pseudo-random bytes in chunks of random sizes; returns
+/// their checksum.
+async fn send_random(
+    mut w: impl futures::io::AsyncWrite + Unpin,
+    len: usize,
+    seed: u64,
+) -> io::Result<u64> {
+    let mut rng = Rng::new(seed);
+    let mut hash = FNV_START;
+    let mut sent = 0;
+    let mut chunk = vec![0u8; 256 * 1024];
+    while sent < len {
+        let n = (1 + rng.below(chunk.len() as u64) as usize).min(len - sent);
+        rng.fill_bytes(&mut chunk[..n]);
+        hash = fnv1a(hash, &chunk[..n]);
+        w.write_all(&chunk[..n]).await?;
+        sent += n;
+    }
+    w.flush().await?;
+    w.close().await?;
+    Ok(hash)
+}
+
+/// Reads to end of stream with reads of random sizes; returns the byte
+/// count and checksum.
+async fn receive_all(
+    mut r: impl futures::io::AsyncRead + Unpin,
+    seed: u64,
+) -> io::Result<(usize, u64)> {
+    let mut rng = Rng::new(seed);
+    let mut hash = FNV_START;
+    let mut total = 0;
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let want = 1 + rng.below(buf.len() as u64) as usize;
+        let n = r.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Ok((total, hash));
+        }
+        hash = fnv1a(hash, &buf[..n]);
+        total += n;
+    }
+}
+
+#[test]
+fn large_transfer_between_two_tasks_through_owned_async() {
+    bounded("large_transfer_owned", || {
+        let (a, b) = pair();
+        let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
+        let len = 4 * MIB + 17;
+        let (sent, received) =
+            block_on(async { futures::join!(send_random(a, len, 1), receive_all(b, 2)) });
+        let (n, hash) = received.unwrap();
+        assert_eq!(n, len);
+        assert_eq!(hash, sent.unwrap(), "the data arrived altered");
+    });
+}
+
+#[test]
+fn large_transfer_between_two_tasks_through_shared_references() {
+    bounded("large_transfer_refs", || {
+        let (a, b) = pair();
+        let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
+        let len = 3 * MIB + 5;
+        block_on(async {
+            let send = async {
+                let hash = send_random(&a, len, 3).await;
+                // `a` stays alive: end the stream by hand.
+                a.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+                hash
+            };
+            let (sent, received) = futures::join!(send, receive_all(&b, 4));
+            let (n, hash) = received.unwrap();
+            assert_eq!(n, len);
+            assert_eq!(hash, sent.unwrap());
+        });
+        // Both handles are still registered and usable the other way.
+        block_on(async {
+            (&b).write_all(b"back").await.unwrap();
+            let mut buf = [0u8; 4];
+            (&a).read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"back");
+        });
+    });
+}
+
+#[test]
+fn large_transfer_between_two_threads_each_driving() {
+    bounded("large_transfer_threads", || {
+        let (a, b) = pair();
+        let len = 4 * MIB;
+        let sender =
+            thread::spawn(move || block_on(send_random(Async::new(a).unwrap(), len, 5)).unwrap());
+        let (n, hash) = block_on(receive_all(Async::new(b).unwrap(), 6)).unwrap();
+        assert_eq!(n, len);
+        assert_eq!(hash, sender.join().unwrap());
+    });
+}
+
+#[test]
+fn large_transfer_through_a_pipe() {
+    bounded("pipe_transfer", || {
+        let (r, w) = pipe();
+        let (r, w) = (Async::new(r).unwrap(), Async::new(w).unwrap());
+        let len = 2 * MIB + 3;
+        block_on(async {
+            // OwnedFd implements neither Read nor Write: use the closures.
+            let send = async {
+                let mut rng = Rng::new(9);
+                let mut hash = FNV_START;
+                let mut sent = 0;
+                let mut chunk = vec![0u8; 100_000];
+                while sent < len {
+                    let n = chunk.len().min(len - sent);
+                    rng.fill_bytes(&mut chunk[..n]);
+                    let mut off = 0;
+                    while off < n {
+                        off += w.write_with(|fd| raw_write(fd, &chunk[off..n])).await?;
+                    }
+                    hash = fnv1a(hash, &chunk[..n]);
+                    sent += n;
+                }
+                drop(w);
+                io::Result::Ok(hash)
+            };
+            let receive = async {
+                let mut hash = FNV_START;
+                let mut total = 0;
+                let mut buf = vec![0u8; 70_000];
+                loop {
+                    let n = r.read_with(|fd| raw_read(fd, &mut buf)).await?;
+                    if n == 0 {
+                        return io::Result::Ok((total, hash));
+                    }
+                    hash = fnv1a(hash, &buf[..n]);
+                    total += n;
+                }
+            };
+            let (sent, received) = futures::join!(send, receive);
+            let (n, hash) = received.unwrap();
+            assert_eq!(n, len);
+            assert_eq!(hash, sent.unwrap());
+        });
+    });
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let res = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(res, 0, "pipe2: {}", io::Error::last_os_error());
+    // SAFETY: pipe2 just returned these fds, owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn raw_read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length for the call.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+fn raw_write(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length for the call.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+#[test]
+fn vectored_writes_and_reads_keep_the_order() {
+    bounded("vectored", || {
+        let (a, b) = pair();
+        let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
+        block_on(async {
+            let parts: [&[u8]; 3] = [b"one,", b"two,", b"three"];
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            let n = a.write_vectored(&slices).await.unwrap();
+            assert_eq!(n, 13);
+            let (mut x, mut y) = ([0u8; 6], [0u8; 7]);
+            let mut bufs = [io::IoSliceMut::new(&mut x), io::IoSliceMut::new(&mut y)];
+            let n = b.read_vectored(&mut bufs).await.unwrap();
+            assert_eq!(n, 13);
+            assert_eq!(&x, b"one,tw");
+            assert_eq!(&y, b"o,three");
+        });
+    });
+}
+
+#[test]
+fn end_of_stream_and_broken_pipe_are_reported() {
+    bounded("eof_epipe", || {
+        let (a, b) = pair();
+        let (a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
+        block_on(async {
+            let mut buf = [0u8; 8];
+            let reader = async {
+                // Waits, then sees end of stream when the peer goes away.
+                assert_eq!((&b).read(&mut buf).await.unwrap(), 0);
+            };
+            let closer = async {
+                yield_once().await;
+                drop(a);
+            };
+            futures::join!(reader, closer);
+            let err = loop {
+                match b.write(&[1u8; 1024]).await {
+                    Ok(_) => continue,
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+        });
+    });
+}
+
+/// Returns `Pending` once (waking itself), then `Ready`.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+#[test]
+fn read_with_and_write_with_retry_until_the_operation_succeeds() {
+    bounded("read_with", || {
+        let (a, b) = pair();
+        let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
+        block_on(async {
+            // read_with: the closure is called again after each WouldBlock.
+            let calls = std::cell::Cell::new(0);
+            let reader = b.read_with(|s| {
+                calls.set(calls.get() + 1);
+                let mut buf = [0u8; 3];
+                (&mut &*s).read_exact(&mut buf).map(|()| buf)
+            });
+            let writer = async {
+                yield_once().await;
+                a.write_with(|s| (&mut &*s).write(b"abc")).await
+            };
+            let (got, wrote) = futures::join!(reader, writer);
+            assert_eq!(&got.unwrap(), b"abc");
+            assert_eq!(wrote.unwrap(), 3);
+            assert!(calls.get() >= 2, "the closure was not retried");
+
+            // write_with on a full socket waits for the peer to drain.
+            let filled = common::fill(a.get_ref());
+            assert!(filled > 0);
+            let drain = async {
+                yield_once().await;
+                let mut left = filled;
+                let mut buf = vec![0u8; 64 * 1024];
+                while left > 0 {
+                    let n = b.read_with_mut(|s| s.read(&mut buf)).await.unwrap();
+                    left -= n;
+                }
+                b.read_with_mut(|s| {
+                    let mut one = [0u8];
+                    s.read_exact(&mut one).map(|()| one[0])
+                })
+                .await
+                .unwrap()
+            };
+            let write = a.write_with_mut(|s| s.write(&[42]));
+            let (last, wrote) = futures::join!(drain, write);
+            assert_eq!(wrote.unwrap(), 1);
+            assert_eq!(last, 42);
+
+            // Errors other than WouldBlock are returned, not retried.
+            let err = a
+                .read_with(|_| Err::<(), _>(io::Error::other("boom")))
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "boom");
+        });
+    });
+}
+
+#[test]
+fn into_inner_returns_the_handle_and_the_reactor_forgets_the_fd() {
+    bounded("into_inner", || {
+        let (a, b) = pair();
+        let a = Async::new(a).unwrap();
+        let fd = a.as_raw_fd();
+        assert!(source_of(fd).is_some());
+        let a: UnixStream = a.into_inner().unwrap();
+        assert_eq!(a.as_raw_fd(), fd, "the same fd comes back");
+        assert!(source_of(fd).is_none(), "the reactor still lists fd {fd}");
+        // Still open and usable; it can be registered anew.
+        (&a).write_all(b"1").unwrap();
+        let a = Async::new(a).unwrap();
+        assert!(source_of(fd).is_some());
+        let mut b = Async::new(b).unwrap();
+        block_on(async {
+            let mut buf = [0u8];
+            b.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"1");
+            (&a).write_all(b"2").await.unwrap();
+            b.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"2");
+        });
+        drop(a);
+        assert!(
+            source_of(fd).is_none(),
+            "dropping Async deregisters fd {fd}"
+        );
+    });
+}
+
+#[test]
+fn get_ref_and_get_mut_reach_the_handle() {
+    bounded("get_ref", || {
+        let (a, b) = pair();
+        let peer_addr = a.peer_addr().unwrap().as_pathname().map(|p| p.to_owned());
+        let mut a = Async::new(a).unwrap();
+        let b = Async::new(b).unwrap();
+        assert_eq!(a.get_ref().as_raw_fd(), a.as_raw_fd());
+        assert_eq!(a.as_fd().as_raw_fd(), a.as_raw_fd());
+        assert_eq!(
+            a.get_ref()
+                .peer_addr()
+                .unwrap()
+                .as_pathname()
+                .map(|p| p.to_owned()),
+            peer_addr
+        );
+        // Non-blocking was set by Async::new: a raw read would block.
+        let mut byte = [0u8];
+        let err = a.get_mut().read(&mut byte).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        a.get_mut().write_all(b"m").unwrap();
+        block_on(async {
+            let mut b = b;
+            b.read_exact(&mut byte).await.unwrap();
+        });
+        assert_eq!(&byte, b"m");
+    });
+}
+
+#[test]
+fn registering_one_fd_twice_fails_with_already_exists() {
+    bounded("already_exists", || {
+        let (a, _b) = pair();
+        let a = Async::new(a).unwrap();
+        let err = Async::new(a.get_ref().as_fd()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        // The first registration is intact.
+        let source = source_of(a.as_raw_fd()).expect("still registered");
+        assert_eq!(source.readers + source.writers, 0);
+    });
+}
+
+#[test]
+fn sources_lists_a_waiting_reader_and_writer() {
+    bounded("sources", || {
+        let (a, b) = pair();
+        let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
+        let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+        let info = source_of(fb).expect("b is listed");
+        assert_eq!((info.readers, info.writers), (0, 0));
+        assert_ne!(source_of(fa).unwrap().token, info.token);
+        block_on(async {
+            let reading = async {
+                let mut byte = [0u8];
+                (&b).read_exact(&mut byte).await.unwrap();
+            };
+            let check = async {
+                let info = source_of(fb).unwrap();
+                assert_eq!((info.readers, info.writers), (1, 0), "{info:?}");
+                (&a).write_all(b"r").await.unwrap();
+            };
+            futures::join!(reading, check);
+
+            common::fill(a.get_ref());
+            let writing = a.writable();
+            let check = async {
+                let info = source_of(fa).unwrap();
+                assert_eq!((info.readers, info.writers), (0, 1), "{info:?}");
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    match b.get_ref().read(&mut buf) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            };
+            let (res, ()) = futures::join!(writing, check);
+            res.unwrap();
+            // writable() removes its waiter when it completes.
+            assert_eq!(source_of(fa).map(|s| (s.readers, s.writers)), Some((0, 0)));
+        });
+    });
+}
+
+#[test]
+fn stats_counters_grow_with_selects_events_and_wakes() {
+    bounded("stats_grow", || {
+        let before = Reactor::get().stats();
+        let (a, b) = pair();
+        let b = Async::new(b).unwrap();
+        let writer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(10));
+            (&a).write_all(b"s").unwrap();
+            a
+        });
+        block_on(async {
+            b.readable().await.unwrap();
+        });
+        let _a = writer.join().unwrap();
+        let after = Reactor::get().stats();
+        assert!(after.selects > before.selects, "{before:?} -> {after:?}");
+        assert!(after.events > before.events, "{before:?} -> {after:?}");
+        assert!(after.wakes > before.wakes, "{before:?} -> {after:?}");
+        let shown = format!("{:?}", Reactor::get());
+        assert!(
+            shown.contains("backend") && shown.contains("stats"),
+            "{shown}"
+        );
+        assert_eq!(
+            Reactor::get().backend().name(),
+            common::backend_name(),
+            "TARN_SELECTOR picks the backend"
+        );
+    });
+}
+
+#[test]
+fn blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side() {
+    // The peer stops sending (shutdown(Write)) but does not read: the
+    // writer stays blocked, and while it waits the reactor must sleep, not
+    // spin on the "read side closed" condition nobody asked about.
+    common::isolated_with_patience(
+        "blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side",
+        common::HANG,
+        || {
+            let (a, b) = pair();
+            common::fill(&a);
+            let a = Async::new(a).unwrap();
+            b.shutdown(std::net::Shutdown::Write).unwrap();
+            block_on(async {
+                let before = Reactor::get().stats().selects;
+                let waited = timeout(Duration::from_millis(200), a.writable()).await;
+                assert!(waited.is_err(), "the socket cannot have become writable");
+                let selects = Reactor::get().stats().selects - before;
+                // A sleeping reactor selects a handful of times in 200 ms;
+                // a spinning one, thousands.
+                assert!(
+                    selects < 100,
+                    "the reactor ran {selects} selects in 200 ms while one writer waited"
+                );
+            });
+            drop(b);
+        },
+    );
+}
+
+#[test]
+fn blocked_reader_does_not_spin_when_the_socket_is_writable() {
+    // The mirror case: a reader waits, the socket is (always) writable.
+    common::isolated_with_patience(
+        "blocked_reader_does_not_spin_when_the_socket_is_writable",
+        common::HANG,
+        || {
+            let (a, b) = pair();
+            let a = Async::new(a).unwrap();
+            block_on(async {
+                let before = Reactor::get().stats().selects;
+                assert!(timeout(Duration::from_millis(200), a.readable())
+                    .await
+                    .is_err());
+                let selects = Reactor::get().stats().selects - before;
+                assert!(selects < 100, "{selects} selects in 200 ms");
+            });
+            drop(b);
+        },
+    );
+}
