@@ -4,9 +4,10 @@
 //! proptest-generated schedule over shared sockets) keeps the other waiters
 //! working, and once every `Async` and `Timer` is dropped `Reactor::stats()`
 //! shows no source, no waiting reader or writer and no timer, and no fd is
-//! left open. Every test here asserts on the process-wide totals, so they
-//! all take one lock and run one at a time. Re-run on the poll and select
-//! backends.
+//! left open. A `read_with`/`write_with` that completed or was cancelled
+//! is no longer listed as waiting while its `Async` lives on. Every test
+//! here asserts on the process-wide totals, so they all take one lock and
+//! run one at a time. Re-run on the poll and select backends.
 
 mod common;
 

@@ -4,12 +4,12 @@
 //! end-of-stream and `BrokenPipe` surface as such; `read_with`/`write_with`
 //! (and their `_mut` forms) retry on `WouldBlock`; `into_inner` returns the
 //! handle and the reactor forgets the fd; `get_ref`/`get_mut` reach the
-//! handle; an fd cannot be registered twice. Introspection: `sources()`
-//! lists a waiting task's fd with its reader or writer, and `stats()`
-//! counters grow. A writer blocked on a socket whose peer shut down its
-//! write side does not make the reactor spin. Re-run on the poll and
-//! select backends.
-
+//! handle; an fd cannot be registered twice, and the select backend refuses
+//! one above `FD_SETSIZE` by name. Introspection: `sources()` lists a
+//! waiting task's fd with its reader or writer, and `stats()` counters grow.
+//! Neither a blocked writer whose peer shut down its write side nor a
+//! blocked reader makes the reactor spin. Re-run on the poll and select
+//! backends.
 mod common;
 
 use std::io::{self, IoSlice, Read, Write};
@@ -393,6 +393,59 @@ fn registering_one_fd_twice_fails_with_already_exists() {
         // The first registration is intact.
         let source = source_of(a.as_raw_fd()).expect("still registered");
         assert_eq!(source.readers + source.writers, 0);
+    });
+}
+
+#[test]
+fn fd_above_fd_setsize_is_refused_by_name_on_the_select_backend_only() {
+    bounded("fd_setsize", || {
+        // Room for an fd number above 1024 (raise the soft limit if the
+        // hard limit allows; skip otherwise).
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        let high = 1500;
+        if limit.rlim_max <= high as libc::rlim_t {
+            eprintln!(
+                "skipped: RLIMIT_NOFILE hard limit {} too low",
+                limit.rlim_max
+            );
+            return;
+        }
+        if limit.rlim_cur <= high as libc::rlim_t {
+            limit.rlim_cur = limit.rlim_max.min(4096);
+            // SAFETY: `limit` is a valid rlimit; raising the soft limit up
+            // to the hard one is always allowed.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        }
+        let (a, _b) = pair();
+        // Find a free fd number above FD_SETSIZE and move the socket there.
+        // SAFETY: F_DUPFD_CLOEXEC returns a new fd >= `high` that we own.
+        let fd = unsafe { libc::fcntl(a.as_raw_fd(), libc::F_DUPFD_CLOEXEC, high) };
+        assert!(fd >= high, "{}", io::Error::last_os_error());
+        // SAFETY: `fd` was just created by fcntl and is owned by nobody else.
+        let high_socket = unsafe { UnixStream::from_raw_fd(fd) };
+        let res = Async::new(high_socket);
+        if common::backend_name() == "select" {
+            let err = res.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("FD_SETSIZE") && msg.contains(&fd.to_string()),
+                "{msg}"
+            );
+        } else {
+            let high = res.unwrap();
+            assert!(source_of(fd).is_some());
+            drop(high);
+        }
+        assert!(source_of(fd).is_none());
     });
 }
 

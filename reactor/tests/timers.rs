@@ -1,7 +1,9 @@
 //! Timers and `timeout()`: timers fire in deadline order and never before
 //! their deadline (down to sub-millisecond durations, and for 100k timers at
-//! once); the Instant a timer yields is its deadline; `set_after`/`set_at`
-//! re-target a timer; `Timer::never` only ends by a timeout; intervals yield
+//! once); the Instant a timer yields is its deadline; a timer wakes the
+//! last task that polled it; `set_after`/`set_at` re-target a timer (and a
+//! duration past what `Instant` can hold means never, as for `after`);
+//! `Timer::never` only ends by a timeout; intervals yield
 //! exactly `first + k * period` and skip, rather than bunch, the ticks a
 //! stalled consumer missed; `timeout()` reports `TimedOut` with its duration
 //! (an `io::Error` of kind `TimedOut`) and lets an inner future that is
@@ -201,6 +203,23 @@ fn set_after_reuses_a_timer_after_it_fired_and_while_it_is_pending() {
             assert_eq!((&mut timer).await, target);
             assert!(Instant::now() >= target);
         });
+    });
+}
+
+#[test]
+fn timer_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
+    // A timer polled once by hand (another waker), then awaited by a task:
+    // the reactor must wake the new waker, not the old one.
+    bounded("timer_new_waker", || {
+        let mut timer = Timer::after(Duration::from_millis(5));
+        let deadline = timer.deadline().unwrap();
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut timer).poll(&mut cx).is_pending());
+        // On another thread, under another block_on.
+        let fired = std::thread::spawn(move || block_on(timer)).join().unwrap();
+        assert_eq!(fired, deadline);
+        assert!(Instant::now() >= deadline);
     });
 }
 

@@ -1,13 +1,15 @@
 //! No lost wakeups: readiness that races with a task storing its waker still
 //! wakes it (100k-round ping-pong against a plain thread, through the
 //! `AsyncRead`/`AsyncWrite` path and through `readable()` plus a raw read,
-//! and between two threads that both drive the reactor); wakers fired from
-//! other threads end a `block_on` asleep in `select`; every task waiting on
-//! one fd and direction is woken by one event; the reactor keeps firing
-//! timers and I/O under a future that always wakes itself; and
+//! and between threads that all drive the reactor); wakers fired from other
+//! threads end a `block_on` asleep in `select`; every task waiting on one fd
+//! and direction is woken by one event, and reader and writer of one fd
+//! independently; a future polled elsewhere first wakes its last waker; the
+//! reactor keeps firing timers and I/O under a future that always wakes
+//! itself, and after a panic while its driver lock was held; a task woken
+//! by its own thread's `react` costs no extra `select`; and
 //! `async_executor::LocalExecutor` stacked on `tarn_reactor::block_on` runs
 //! I/O and timers. Re-run on the poll and select backends.
-
 mod common;
 
 use std::future::Future;
@@ -387,6 +389,30 @@ fn one_drain_wakes_every_writable_waiter() {
             assert!(own.into_iter().chain(shared).all(|r| r.is_ok()));
         });
         let _b = drainer.join().unwrap();
+        assert_eq!(waiting_on(fd), (0, 0));
+    });
+}
+
+#[test]
+fn readiness_future_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
+    // readable() polled once by hand (a waker that does nothing), then
+    // awaited by block_on: the stored waker must be replaced, or the task
+    // sleeps through the event.
+    bounded("readiness_new_waker", || {
+        let (a, b) = pair();
+        let b = Async::new(b).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&b);
+        let mut readable = Box::pin(b.readable());
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(readable.as_mut().poll(&mut cx).is_pending());
+        let writer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(10));
+            (&a).write_all(b"n").unwrap();
+            a
+        });
+        block_on(readable).unwrap();
+        let _a = writer.join().unwrap();
         assert_eq!(waiting_on(fd), (0, 0));
     });
 }
