@@ -4,3 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo run --release --manifest-path bench/Cargo.toml --bin selector -- --quick
+cargo run --release --manifest-path bench/Cargo.toml --bin executor -- --quick
