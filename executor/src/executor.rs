@@ -330,12 +330,12 @@ impl Inner {
         }
     }
 
-    /// The next task to poll: the local queue first, then remote wakes.
+    /// The next task to poll. Wakes from other threads join the back of the
+    /// queue as soon as they are seen, so a busy local queue cannot starve them.
     fn next(&self) -> Option<usize> {
-        if let Some(key) = self.queue.borrow_mut().pop_front() {
-            return Some(key);
-        }
-        if self.shared.has_remote.swap(false, Ordering::Acquire) {
+        if self.shared.has_remote.load(Ordering::Relaxed)
+            && self.shared.has_remote.swap(false, Ordering::Acquire)
+        {
             let mut remote = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
             self.queue.borrow_mut().extend(remote.drain(..));
         }

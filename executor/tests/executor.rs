@@ -225,6 +225,27 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 #[test]
+fn an_always_ready_task_cannot_starve_wakes_from_other_threads() {
+    bounded(async {
+        let stop = Rc::new(Cell::new(false));
+        let flag = stop.clone();
+        let spinner = spawn(async move {
+            while !flag.get() {
+                yield_now().await;
+            }
+        });
+        for _ in 0..20 {
+            let (tx, rx) = oneshot::channel();
+            let sender = thread::spawn(move || tx.send(7).unwrap());
+            assert_eq!(rx.await.unwrap(), 7);
+            sender.join().unwrap();
+        }
+        stop.set(true);
+        spinner.await.unwrap();
+    });
+}
+
+#[test]
 fn nested_block_on_panics_with_a_clear_message() {
     let err = catch_unwind(|| block_on(async { block_on(async {}) })).unwrap_err();
     let msg = panic_message(err);

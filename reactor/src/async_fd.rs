@@ -105,7 +105,8 @@ impl<T: AsFd> Async<T> {
     /// Runs `op` until it does not return `WouldBlock`, waiting for
     /// readability in between.
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        std::future::poll_fn(|cx| self.poll_io(Dir::Read, cx, || op(self.get_ref()))).await
+        let mut waiter = Waiter::new(&self.source, Dir::Read);
+        std::future::poll_fn(|cx| waiter.poll_io(cx, || op(self.get_ref()))).await
     }
 
     /// Like [`read_with`](Self::read_with), with mutable access.
@@ -114,13 +115,15 @@ impl<T: AsFd> Async<T> {
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
         let (source, io) = self.parts();
-        std::future::poll_fn(|cx| poll_io(source, Dir::Read, cx, || op(io))).await
+        let mut waiter = Waiter::new(source, Dir::Read);
+        std::future::poll_fn(|cx| waiter.poll_io(cx, || op(io))).await
     }
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for
     /// writability in between.
     pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        std::future::poll_fn(|cx| self.poll_io(Dir::Write, cx, || op(self.get_ref()))).await
+        let mut waiter = Waiter::new(&self.source, Dir::Write);
+        std::future::poll_fn(|cx| waiter.poll_io(cx, || op(self.get_ref()))).await
     }
 
     /// Like [`write_with`](Self::write_with), with mutable access.
@@ -129,7 +132,8 @@ impl<T: AsFd> Async<T> {
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
         let (source, io) = self.parts();
-        std::future::poll_fn(|cx| poll_io(source, Dir::Write, cx, || op(io))).await
+        let mut waiter = Waiter::new(source, Dir::Write);
+        std::future::poll_fn(|cx| waiter.poll_io(cx, || op(io))).await
     }
 
     /// Tries `op`; on `WouldBlock` registers interest and returns `Pending`.
@@ -183,11 +187,64 @@ fn poll_io<R>(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             res => return Poll::Ready(res),
         }
-        match source.poll_blocked(Reactor::get(), dir, tick, cx) {
+        match source.poll_blocked(Reactor::get(), dir, tick, None, cx) {
             Poll::Ready(Ok(())) => continue,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
+    }
+}
+
+/// The waiting state of a `read_with`/`write_with` future: a waiter slot of
+/// its own, removed when the operation completes or the future is dropped,
+/// so that neither leaves a waker behind (unlike the `poll_*` API, which has
+/// no drop to hook and shares one deduplicated list).
+struct Waiter<'a> {
+    source: &'a Source,
+    dir: Dir,
+    slot: WaiterSlot,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(source: &'a Source, dir: Dir) -> Self {
+        Waiter {
+            source,
+            dir,
+            slot: WaiterSlot::default(),
+        }
+    }
+
+    /// Like [`poll_io`], with the waker kept in this waiter's slot.
+    fn poll_io<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let tick = self.source.tick(self.dir);
+            let res = match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let slot = Some(&mut self.slot);
+                    match self
+                        .source
+                        .poll_blocked(Reactor::get(), self.dir, tick, slot, cx)
+                    {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                res => res,
+            };
+            self.source.remove_waiter(self.dir, &mut self.slot);
+            return Poll::Ready(res);
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.source.remove_waiter(self.dir, &mut self.slot);
     }
 }
 

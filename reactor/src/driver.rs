@@ -20,6 +20,12 @@ use std::time::Duration;
 
 use crate::reactor::{lock, Reactor};
 
+thread_local! {
+    /// The parker whose thread is inside `react` right now, if any.
+    static REACTING: std::cell::Cell<*const ParkerInner> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
 /// Driving `block_on`s in progress, process-wide.
 static DRIVERS: AtomicUsize = AtomicUsize::new(0);
 /// The fallback thread parks here while `DRIVERS > 0`.
@@ -30,13 +36,17 @@ static FALLBACK: Once = Once::new();
 /// the first time a waker is stored while no driving `block_on` runs.
 pub(crate) fn ensure_driven() {
     if DRIVERS.load(SeqCst) == 0 && !FALLBACK.is_completed() {
-        FALLBACK.call_once(|| {
-            std::thread::Builder::new()
-                .name("tarn-reactor".into())
-                .spawn(fallback)
-                .expect("tarn: cannot spawn the fallback reactor thread");
-        });
+        start_fallback();
     }
+}
+
+fn start_fallback() {
+    FALLBACK.call_once(|| {
+        std::thread::Builder::new()
+            .name("tarn-reactor".into())
+            .spawn(fallback)
+            .expect("tarn: cannot spawn the fallback reactor thread");
+    });
 }
 
 fn fallback() {
@@ -83,6 +93,18 @@ impl DriverGuard {
 impl Drop for DriverGuard {
     fn drop(&mut self) {
         if DRIVERS.fetch_sub(1, SeqCst) == 1 {
+            // Wakers that other executors' tasks stored while we drove did
+            // not start the fallback thread (`ensure_driven` saw a driver);
+            // from now on nobody else would wake them. A waker stored after
+            // the decrement above sees no driver and starts it itself.
+            if !FALLBACK.is_completed() {
+                if let Ok(reactor) = Reactor::try_get() {
+                    let stats = reactor.stats();
+                    if stats.waiting_readers + stats.waiting_writers + stats.timers > 0 {
+                        start_fallback();
+                    }
+                }
+            }
             let (mutex, idle) = &FALLBACK_IDLE;
             let _guard = lock(mutex);
             idle.notify_all();
@@ -107,6 +129,9 @@ struct ParkerInner {
     woken: AtomicBool,
     /// True while the parked thread is in (or about to enter) `select`.
     in_reactor: AtomicBool,
+    /// True while this parker is on the reactor's list of threads waiting
+    /// for the driver lock, so it is listed at most once.
+    queued_for_lock: AtomicBool,
     mutex: Mutex<()>,
     condvar: Condvar,
 }
@@ -150,6 +175,19 @@ impl Parker {
     pub fn park(&self) {
         let reactor = Reactor::get();
         let inner = &*self.inner;
+        if inner.woken.swap(false, SeqCst) {
+            // Woken already: return at once, but first process whatever I/O
+            // and timers are due, without blocking. Otherwise a future that
+            // always wakes itself (a busy task that yields) keeps this
+            // thread from ever driving the reactor, and every task waiting
+            // on I/O or a timer starves.
+            if let Some(mut driver) = reactor.try_lock() {
+                if let Err(e) = driver.react(Some(Duration::ZERO)) {
+                    panic!("tarn: the reactor failed to select: {e}");
+                }
+            }
+            return;
+        }
         loop {
             if inner.woken.swap(false, SeqCst) {
                 return;
@@ -160,7 +198,9 @@ impl Parker {
                     inner.in_reactor.store(false, SeqCst);
                     return;
                 }
+                REACTING.with(|r| r.set(inner));
                 let res = driver.react(None);
+                REACTING.with(|r| r.set(std::ptr::null()));
                 inner.in_reactor.store(false, SeqCst);
                 if let Err(e) = res {
                     panic!("tarn: the reactor failed to select: {e}");
@@ -169,7 +209,9 @@ impl Parker {
             }
             // Somebody else drives. Ask to be unparked when the lock frees
             // up, then try once more in case it freed up meanwhile.
-            reactor.wait_for_lock(self.unparker());
+            if !inner.queued_for_lock.swap(true, SeqCst) {
+                reactor.wait_for_lock(self.unparker());
+            }
             if let Some(driver) = reactor.try_lock() {
                 drop(driver);
                 continue;
@@ -190,6 +232,13 @@ impl Unparker {
     pub fn unpark(&self) {
         self.inner.unpark();
     }
+
+    /// Called by the reactor when the driver lock this parker waited for
+    /// was released: it may be listed again, and should try the lock.
+    pub(crate) fn lock_released(&self) {
+        self.inner.queued_for_lock.store(false, SeqCst);
+        self.inner.unpark();
+    }
 }
 
 impl ParkerInner {
@@ -199,7 +248,12 @@ impl ParkerInner {
             return;
         }
         if inner.in_reactor.load(SeqCst) {
-            Reactor::get().notify();
+            // Woken by its own `react` (dispatching an event): the thread
+            // is not in `select`, and sees `woken` when `react` returns.
+            // Only a wake from elsewhere must interrupt the `select`.
+            if !REACTING.with(|r| std::ptr::eq(r.get(), inner)) {
+                Reactor::get().notify();
+            }
         } else {
             let _guard = lock(&inner.mutex);
             inner.condvar.notify_one();

@@ -207,7 +207,15 @@ impl Reactor {
 
     /// Takes the driver lock if nobody holds it.
     pub fn try_lock(&self) -> Option<ReactorLock<'_>> {
-        self.driver.try_lock().ok().map(|driver| ReactorLock {
+        let driver = match self.driver.try_lock() {
+            Ok(driver) => driver,
+            // A panic while the lock was held (say, a waker that panicked
+            // in `react`) leaves the driver state usable: carry on, as
+            // `lock` does, rather than refuse the lock forever.
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(ReactorLock {
             reactor: self,
             driver: Some(driver),
         })
@@ -390,7 +398,9 @@ impl Drop for ReactorLock<'_> {
                 self.reactor.lock_waiter_count.store(0, SeqCst);
                 std::mem::take(&mut *waiters)
             };
-            waiters.into_iter().for_each(|u| u.unpark());
+            waiters
+                .iter()
+                .for_each(crate::driver::Unparker::lock_released);
         }
     }
 }

@@ -85,6 +85,29 @@ impl Direction {
     fn waiting(&self) -> usize {
         self.wakers.len() + self.waiters.iter().filter(|(_, w)| w.is_some()).count()
     }
+
+    /// Stores the waker of `cx`, seen at `tick`: in the future's `slot`, or
+    /// (deduplicated) in the shared list when there is no slot.
+    fn store(&mut self, tick: u64, slot: Option<&mut WaiterSlot>, cx: &Context<'_>) {
+        match slot {
+            None => {
+                if !self.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    self.wakers.push(cx.waker().clone());
+                }
+            }
+            Some(slot) => match slot.0 {
+                Some((key, _)) => {
+                    let entry = &mut self.waiters[key];
+                    match entry {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => *entry = Some(cx.waker().clone()),
+                    }
+                    slot.0 = Some((key, tick));
+                }
+                None => slot.0 = Some((self.waiters.insert(Some(cx.waker().clone())), tick)),
+            },
+        }
+    }
 }
 
 /// How many tasks wait on a source, per direction (for introspection).
@@ -114,13 +137,15 @@ impl Source {
     }
 
     /// After a syscall that saw `tick` returned `WouldBlock`: `Ready` if an
-    /// event arrived meanwhile (try again), else stores the waker, arms the
-    /// registration if the backend needs it, and returns `Pending`.
+    /// event arrived meanwhile (try again), else stores the waker (in `slot`
+    /// for a future that removes it when done, or in the shared list), arms
+    /// the registration if the backend needs it, and returns `Pending`.
     pub(crate) fn poll_blocked(
         &self,
         reactor: &Reactor,
         dir: Dir,
         tick: u64,
+        slot: Option<&mut WaiterSlot>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         let mut state = self.state();
@@ -129,9 +154,7 @@ impl Source {
             return Poll::Ready(Ok(()));
         }
         d.consumed = tick;
-        if !d.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            d.wakers.push(cx.waker().clone());
-        }
+        d.store(tick, slot, cx);
         self.arm(reactor, &mut state, dir)?;
         drop(state);
         reactor.waiting();
@@ -175,24 +198,7 @@ impl Source {
                 continue;
             }
             d.consumed = tick;
-            match slot {
-                None => {
-                    if !d.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                        d.wakers.push(cx.waker().clone());
-                    }
-                }
-                Some(slot) => match slot.0 {
-                    Some((key, _)) => {
-                        let entry = &mut d.waiters[key];
-                        match entry {
-                            Some(w) if w.will_wake(cx.waker()) => {}
-                            _ => *entry = Some(cx.waker().clone()),
-                        }
-                        slot.0 = Some((key, tick));
-                    }
-                    None => slot.0 = Some((d.waiters.insert(Some(cx.waker().clone())), tick)),
-                },
-            }
+            d.store(tick, slot, cx);
             self.arm(reactor, &mut state, dir)?;
             drop(state);
             reactor.waiting();

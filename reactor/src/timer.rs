@@ -81,7 +81,15 @@ impl Timer {
 
     /// Re-targets this timer to fire `duration` from now (reusing it).
     pub fn set_after(&mut self, duration: Duration) {
-        self.set_at(Instant::now() + duration);
+        match Instant::now().checked_add(duration) {
+            Some(deadline) => self.set_at(deadline),
+            // Like `Timer::after`: too far away to represent means never.
+            None => {
+                self.cancel();
+                self.when = None;
+                self.period = None;
+            }
+        }
     }
 
     /// Re-targets this timer to fire at `deadline` (reusing it).

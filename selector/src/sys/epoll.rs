@@ -10,7 +10,8 @@
 //!
 //! Flag mapping: `EPOLLIN` → readable, `EPOLLOUT` → writable, `EPOLLPRI` →
 //! priority, `EPOLLERR` → error, `EPOLLRDHUP` or `EPOLLHUP` → read_closed,
-//! `EPOLLHUP` → write_closed. Every registration asks for `EPOLLRDHUP`.
+//! `EPOLLHUP` → write_closed. Registrations that ask for READABLE also ask
+//! for `EPOLLRDHUP`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -223,9 +224,11 @@ fn epoll_wait(
 }
 
 fn flags(interest: Interest, mode: Mode) -> u32 {
-    let mut flags = libc::EPOLLRDHUP;
+    let mut flags = 0;
     if interest.is_readable() {
-        flags |= libc::EPOLLIN;
+        // Only a reader cares that the peer stopped sending; asked for
+        // without EPOLLIN it would make a level-triggered writer spin.
+        flags |= libc::EPOLLIN | libc::EPOLLRDHUP;
     }
     if interest.is_writable() {
         flags |= libc::EPOLLOUT;

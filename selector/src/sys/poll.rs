@@ -8,8 +8,10 @@
 //!
 //! Flag mapping: `POLLIN` → readable, `POLLOUT` → writable, `POLLPRI` →
 //! priority, `POLLERR` or `POLLNVAL` (fd closed while registered) → error,
-//! `POLLRDHUP` or `POLLHUP` → read_closed, `POLLHUP` → write_closed. Every
-//! registration asks for `POLLRDHUP`.
+//! `POLLRDHUP` or `POLLHUP` → read_closed, `POLLHUP` → write_closed.
+//! Registrations that ask for READABLE also ask for `POLLRDHUP`: asked for
+//! alone it would wake a waiting writer over and over once the peer stopped
+//! sending.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -160,9 +162,11 @@ fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
 }
 
 fn poll_events(interest: Interest) -> libc::c_short {
-    let mut events = libc::POLLRDHUP;
+    let mut events = 0;
     if interest.is_readable() {
-        events |= libc::POLLIN;
+        // Only a reader cares that the peer stopped sending; asked for
+        // without POLLIN it would make a waiting writer's poll spin.
+        events |= libc::POLLIN | libc::POLLRDHUP;
     }
     if interest.is_writable() {
         events |= libc::POLLOUT;
