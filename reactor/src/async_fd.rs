@@ -62,6 +62,18 @@ impl<T: AsFd> Async<T> {
         })
     }
 
+    /// Registers `io`, whose fd the caller has already made non-blocking
+    /// (say, a socket created with `SOCK_NONBLOCK`): saves the `fcntl` calls
+    /// of [`new`](Self::new). A blocking fd here would block the executor.
+    pub fn new_nonblocking(io: T) -> io::Result<Async<T>> {
+        let fd = io.as_fd().as_raw_fd();
+        let source = Reactor::try_get()?.insert_io(fd)?;
+        Ok(Async {
+            source,
+            io: Some(io),
+        })
+    }
+
     /// The inner I/O handle.
     pub fn get_ref(&self) -> &T {
         self.io.as_ref().expect("io is present until drop")

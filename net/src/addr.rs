@@ -1,0 +1,113 @@
+//! [`ToSocketAddrs`]: addresses to bind or connect to, resolved without
+//! blocking the executor (names go to the `unblock` pool).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// Something that names one or more socket addresses.
+///
+/// Implemented for the same types as std's `ToSocketAddrs`. Literal
+/// addresses are parsed on the spot; host names are resolved on tarn's
+/// blocking pool ([`unblock`](tarn_executor::unblock)), so a slow DNS
+/// server never blocks the executor thread.
+pub trait ToSocketAddrs: sealed::Sealed {}
+
+mod sealed {
+    use super::*;
+
+    /// What resolution needs: nothing, or a lookup of an owned name.
+    #[derive(Debug)]
+    pub enum Resolve {
+        Ready(io::Result<Vec<SocketAddr>>),
+        Lookup(String),
+    }
+
+    pub trait Sealed {
+        fn resolve(&self) -> Resolve;
+    }
+}
+
+use sealed::{Resolve, Sealed};
+
+/// Resolves `addr` to its list of addresses, in order.
+pub(crate) async fn resolve(addr: &impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    match addr.resolve() {
+        Resolve::Ready(addrs) => addrs,
+        Resolve::Lookup(name) => {
+            tarn_executor::unblock(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&name.as_str()).map(Iterator::collect)
+            })
+            .await
+        }
+    }
+}
+
+/// "a, b, c" for error messages.
+pub(crate) fn describe(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+macro_rules! ready {
+    ($($ty: ty),*) => {$(
+        impl ToSocketAddrs for $ty {}
+        impl Sealed for $ty {
+            fn resolve(&self) -> Resolve {
+                Resolve::Ready(std::net::ToSocketAddrs::to_socket_addrs(self).map(Iterator::collect))
+            }
+        }
+    )*};
+}
+
+ready!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16));
+
+impl ToSocketAddrs for [SocketAddr] {}
+impl Sealed for [SocketAddr] {
+    fn resolve(&self) -> Resolve {
+        Resolve::Ready(Ok(self.to_vec()))
+    }
+}
+
+impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {}
+impl<T: ToSocketAddrs + ?Sized> Sealed for &T {
+    fn resolve(&self) -> Resolve {
+        (**self).resolve()
+    }
+}
+
+impl ToSocketAddrs for str {}
+impl Sealed for str {
+    fn resolve(&self) -> Resolve {
+        match self.parse::<SocketAddr>() {
+            Ok(addr) => Resolve::Ready(Ok(vec![addr])),
+            Err(_) => Resolve::Lookup(self.to_string()),
+        }
+    }
+}
+
+impl ToSocketAddrs for String {}
+impl Sealed for String {
+    fn resolve(&self) -> Resolve {
+        self.as_str().resolve()
+    }
+}
+
+impl ToSocketAddrs for (&str, u16) {}
+impl Sealed for (&str, u16) {
+    fn resolve(&self) -> Resolve {
+        match self.0.parse::<IpAddr>() {
+            Ok(ip) => Resolve::Ready(Ok(vec![SocketAddr::new(ip, self.1)])),
+            Err(_) => Resolve::Lookup(format!("{}:{}", self.0, self.1)),
+        }
+    }
+}
+
+impl ToSocketAddrs for (String, u16) {}
+impl Sealed for (String, u16) {
+    fn resolve(&self) -> Resolve {
+        (self.0.as_str(), self.1).resolve()
+    }
+}

@@ -1,0 +1,157 @@
+//! [`TcpSocket`]: set socket options before binding, listening or connecting.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use crate::sys;
+use crate::{TcpListener, TcpStream};
+
+/// The backlog [`TcpListener::bind`] uses, and [`TcpSocket::listen`]'s usual value.
+pub const DEFAULT_BACKLOG: i32 = 1024;
+
+/// A TCP socket not yet listening or connected: the place to set
+/// `SO_REUSEADDR`, `SO_REUSEPORT`, buffer sizes and the backlog.
+///
+/// ```
+/// use tarn_net::TcpSocket;
+///
+/// let socket = TcpSocket::new_v4()?;
+/// socket.set_reuseaddr(true)?;
+/// socket.set_reuseport(true)?;
+/// socket.bind("127.0.0.1:0".parse().unwrap())?;
+/// let listener = socket.listen(128)?;
+/// # drop(listener);
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug)]
+pub struct TcpSocket {
+    fd: OwnedFd,
+}
+
+impl TcpSocket {
+    /// A new IPv4 TCP socket (non-blocking, close-on-exec).
+    pub fn new_v4() -> io::Result<TcpSocket> {
+        TcpSocket::new(libc::AF_INET)
+    }
+
+    /// A new IPv6 TCP socket (non-blocking, close-on-exec).
+    pub fn new_v6() -> io::Result<TcpSocket> {
+        TcpSocket::new(libc::AF_INET6)
+    }
+
+    /// A new TCP socket of the family of `addr`.
+    pub fn new_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
+        TcpSocket::new(sys::domain(addr))
+    }
+
+    fn new(domain: libc::c_int) -> io::Result<TcpSocket> {
+        Ok(TcpSocket {
+            fd: sys::socket(domain, libc::SOCK_STREAM)?,
+        })
+    }
+
+    /// Allows binding an address still in `TIME_WAIT` (`SO_REUSEADDR`).
+    pub fn set_reuseaddr(&self, on: bool) -> io::Result<()> {
+        sys::setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            on.into(),
+        )
+    }
+
+    /// Whether `SO_REUSEADDR` is set.
+    pub fn reuseaddr(&self) -> io::Result<bool> {
+        Ok(sys::getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR)? != 0)
+    }
+
+    /// Lets several sockets bind the same address, the kernel spreading
+    /// connections among them (`SO_REUSEPORT`): one listener per core.
+    pub fn set_reuseport(&self, on: bool) -> io::Result<()> {
+        sys::setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            on.into(),
+        )
+    }
+
+    /// Whether `SO_REUSEPORT` is set.
+    pub fn reuseport(&self) -> io::Result<bool> {
+        Ok(sys::getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT)? != 0)
+    }
+
+    /// Sets the send buffer size (`SO_SNDBUF`; the kernel doubles it).
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        sys::setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            clamp(size),
+        )
+    }
+
+    /// The send buffer size (`SO_SNDBUF`).
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        Ok(sys::getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF)? as u32)
+    }
+
+    /// Sets the receive buffer size (`SO_RCVBUF`; the kernel doubles it).
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        sys::setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            clamp(size),
+        )
+    }
+
+    /// The receive buffer size (`SO_RCVBUF`).
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        Ok(sys::getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)? as u32)
+    }
+
+    /// Sets `TCP_NODELAY` before connecting (accepted sockets do not inherit it).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        sys::setsockopt(
+            self.fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            on.into(),
+        )
+    }
+
+    /// Binds to `addr`; the error names the address.
+    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        sys::bind(&self.fd, &addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to {addr}: {e}")))
+    }
+
+    /// Starts listening with room for `backlog` pending connections.
+    pub fn listen(self, backlog: i32) -> io::Result<TcpListener> {
+        sys::listen(&self.fd, backlog)?;
+        TcpListener::from_std(std::net::TcpListener::from(self.fd))
+    }
+
+    /// Connects to `addr`.
+    pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect_socket(self.fd, addr).await
+    }
+}
+
+fn clamp(size: u32) -> libc::c_int {
+    size.min(libc::c_int::MAX as u32) as libc::c_int
+}
+
+impl AsRawFd for TcpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
