@@ -46,6 +46,8 @@ mod addr;
 mod socket;
 mod sys;
 mod tcp;
+mod udp;
+mod unix;
 
 pub use addr::ToSocketAddrs;
 pub use socket::{TcpSocket, DEFAULT_BACKLOG};
@@ -53,3 +55,5 @@ pub use tcp::{
     reunite, Incoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
     TcpStream, WriteHalf,
 };
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};

@@ -218,3 +218,186 @@ pub(crate) fn getsockopt(
     // SAFETY: zero-initialised, and possibly overwritten by the kernel.
     Ok(unsafe { value.assume_init() })
 }
+
+/// A connected pair of non-blocking, close-on-exec Unix-domain sockets.
+pub(crate) fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two fds the kernel writes.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: the kernel just returned these fds; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A Unix-domain socket address in the kernel's form.
+///
+/// A path that starts with a NUL byte names a socket in Linux's abstract
+/// namespace (the rest of the bytes, no file); any other path is a file.
+pub(crate) struct UnixAddr {
+    addr: libc::sockaddr_un,
+    len: libc::socklen_t,
+}
+
+impl UnixAddr {
+    pub(crate) fn new(path: &std::path::Path) -> io::Result<UnixAddr> {
+        use std::os::unix::ffi::OsStrExt;
+
+        // SAFETY: sockaddr_un is plain data, valid when zeroed.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a Unix socket path must not be empty",
+            ));
+        }
+        let abstract_name = bytes[0] == 0;
+        if bytes[usize::from(abstract_name)..].contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a Unix socket path must not contain NUL bytes (except a leading one, for an abstract name)",
+            ));
+        }
+        // A file path needs room for its terminating NUL.
+        let room = addr.sun_path.len() - usize::from(!abstract_name);
+        if bytes.len() > room {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a Unix socket path may be at most {room} bytes long; this one has {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+            *dst = src as libc::c_char;
+        }
+        let len = sun_path_offset() + bytes.len() + usize::from(!abstract_name);
+        Ok(UnixAddr {
+            addr,
+            len: len as libc::socklen_t,
+        })
+    }
+
+    fn as_ptr(&self) -> *const libc::sockaddr {
+        (&self.addr as *const libc::sockaddr_un).cast()
+    }
+}
+
+/// Where `sun_path` starts inside `sockaddr_un`.
+fn sun_path_offset() -> usize {
+    // `offset_of!` would need Rust 1.77.
+    // SAFETY: sockaddr_un is plain data, valid when zeroed.
+    let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_path.as_ptr() as usize - (&addr as *const libc::sockaddr_un as usize)
+}
+
+pub(crate) fn bind_unix(fd: &OwnedFd, addr: &UnixAddr) -> io::Result<()> {
+    // SAFETY: `addr` holds a valid address of `addr.len` bytes.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), addr.as_ptr(), addr.len) })?;
+    Ok(())
+}
+
+/// Starts a connect; `Ok(false)` means it is in progress (`EINPROGRESS`).
+/// A listener whose backlog is full makes it fail with `WouldBlock`.
+pub(crate) fn connect_unix(fd: RawFd, addr: &UnixAddr) -> io::Result<bool> {
+    // SAFETY: `addr` holds a valid address of `addr.len` bytes.
+    match cvt(unsafe { libc::connect(fd, addr.as_ptr(), addr.len) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `sendto` a Unix-domain address, without `SIGPIPE`.
+pub(crate) fn send_to_unix(fd: RawFd, buf: &[u8], addr: &UnixAddr) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe the live slice `buf`, and
+    // `addr` holds a valid address of `addr.len` bytes.
+    cvt_size(unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            addr.as_ptr(),
+            addr.len,
+        )
+    })
+}
+
+/// Accepts a Unix-domain connection as a non-blocking, close-on-exec socket.
+pub(crate) fn accept_unix(fd: RawFd) -> io::Result<(OwnedFd, std::os::unix::net::SocketAddr)> {
+    // SAFETY: sockaddr_un is plain data, valid when zeroed.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` has room for `len` bytes, and `len` is updated by the kernel.
+    let conn = cvt(unsafe {
+        libc::accept4(
+            fd,
+            (&mut addr as *mut libc::sockaddr_un).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let conn = unsafe { OwnedFd::from_raw_fd(conn) };
+    Ok((conn, from_sockaddr_un(&addr, len)?))
+}
+
+/// Reads back a Unix-domain address the kernel filled in. std has no
+/// constructor from the raw form, so this goes through its public ones.
+fn from_sockaddr_un(
+    addr: &libc::sockaddr_un,
+    len: libc::socklen_t,
+) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::SocketAddr;
+
+    let path_len = (len as usize)
+        .saturating_sub(sun_path_offset())
+        .min(addr.sun_path.len());
+    // SAFETY: c_char and u8 have the same size and alignment, and the
+    // slice lies within `addr.sun_path`.
+    let bytes: &[u8] =
+        unsafe { std::slice::from_raw_parts(addr.sun_path.as_ptr().cast(), path_len) };
+    match bytes.split_first() {
+        // An unnamed socket (the usual client): std reads an empty path so.
+        None => SocketAddr::from_pathname(""),
+        Some((0, name)) => abstract_addr(name),
+        Some(_) => {
+            let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(&bytes[..end]))
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn abstract_addr(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+
+    std::os::unix::net::SocketAddr::from_abstract_name(name)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn abstract_addr(_: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract Unix socket names exist only on Linux",
+    ))
+}
+
+/// `recv` with `MSG_PEEK`: reads without removing the data from the queue.
+pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe the live slice `buf`.
+    cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) })
+}
