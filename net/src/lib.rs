@@ -42,6 +42,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod accept;
 mod addr;
 mod socket;
 mod sys;

@@ -1,7 +1,6 @@
 //! TCP: [`TcpListener`], [`TcpStream`] and its halves.
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -12,14 +11,12 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
-use tarn_reactor::{Async, Timer};
+use tarn_reactor::Async;
 
+use crate::accept::AcceptState;
 use crate::addr::{describe, resolve, ToSocketAddrs};
 use crate::socket::{TcpSocket, DEFAULT_BACKLOG};
 use crate::sys;
-
-/// The first and the longest pause of `accept` while the process is out of fds.
-const EXHAUSTED_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 
 /// A TCP socket listening for connections.
 ///
@@ -76,7 +73,18 @@ impl TcpListener {
     /// (`ECONNABORTED`: the peer gave up while queued) are skipped.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let mut state = AcceptState::default();
-        std::future::poll_fn(|cx| state.poll(self, cx)).await
+        std::future::poll_fn(|cx| self.poll_accept(&mut state, cx)).await
+    }
+
+    fn poll_accept(
+        &self,
+        state: &mut AcceptState,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let fd = self.io.as_raw_fd();
+        let accepted = state.poll(cx, |cx| self.io.poll_read_with(cx, || sys::accept(fd)));
+        let (conn, addr) = ready!(accepted)?;
+        Poll::Ready(TcpStream::from_nonblocking(conn).map(|s| (s, addr)))
     }
 
     /// The stream of incoming connections ([`accept`](Self::accept) in a loop).
@@ -115,61 +123,6 @@ impl TcpListener {
     }
 }
 
-/// The accept loop's memory: the pause in progress while out of fds.
-#[derive(Debug)]
-struct AcceptState {
-    pause: Option<Timer>,
-    next_pause: Duration,
-}
-
-impl Default for AcceptState {
-    fn default() -> AcceptState {
-        AcceptState {
-            pause: None,
-            next_pause: EXHAUSTED_PAUSE.0,
-        }
-    }
-}
-
-impl AcceptState {
-    fn poll(
-        &mut self,
-        listener: &TcpListener,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        loop {
-            if let Some(pause) = &mut self.pause {
-                ready!(Pin::new(pause).poll(cx));
-                self.pause = None;
-            }
-            let fd = listener.io.as_raw_fd();
-            match ready!(listener.io.poll_read_with(cx, || sys::accept(fd))) {
-                Ok((conn, addr)) => {
-                    self.next_pause = EXHAUSTED_PAUSE.0;
-                    return Poll::Ready(TcpStream::from_nonblocking(conn).map(|s| (s, addr)));
-                }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
-                    // Edge-triggered readiness will not repeat for the
-                    // connections still queued: retry on a timer instead.
-                    self.pause = Some(Timer::after(self.next_pause));
-                    self.next_pause = (self.next_pause * 2).min(EXHAUSTED_PAUSE.1);
-                }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR)
-                    ) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
 /// The stream of [`TcpListener::incoming`]: yields connections forever.
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
@@ -183,7 +136,7 @@ impl Stream for Incoming<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let res = ready!(this.state.poll(this.listener, cx));
+        let res = ready!(this.listener.poll_accept(&mut this.state, cx));
         Poll::Ready(Some(res.map(|(stream, _)| stream)))
     }
 }

@@ -9,7 +9,6 @@
 //! socket). Dropping a bound socket does not remove its file.
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -23,11 +22,9 @@ use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use tarn_reactor::{Async, Timer};
 
+use crate::accept::AcceptState;
 use crate::socket::DEFAULT_BACKLOG;
 use crate::sys;
-
-/// The first and the longest pause of `accept` while the process is out of fds.
-const EXHAUSTED_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 
 /// The first and the longest pause of `UnixStream::connect` while the
 /// listener's backlog is full.
@@ -140,65 +137,6 @@ fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
         _ => path.display().to_string(),
     };
     io::Error::new(e.kind(), format!("cannot {what} {shown}: {e}"))
-}
-
-/// The accept loop's memory: the pause in progress while out of fds.
-///
-/// Generic over what is accepted, so that any listener can share it: the
-/// caller passes its accept syscall wrapped in `poll_read_with`.
-#[derive(Debug)]
-pub(crate) struct AcceptState {
-    pause: Option<Timer>,
-    next_pause: Duration,
-}
-
-impl Default for AcceptState {
-    fn default() -> AcceptState {
-        AcceptState {
-            pause: None,
-            next_pause: EXHAUSTED_PAUSE.0,
-        }
-    }
-}
-
-impl AcceptState {
-    /// Polls `accept` until it yields a connection or an error worth
-    /// reporting: pauses while out of fds, skips transient errors.
-    pub(crate) fn poll<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut accept: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        loop {
-            if let Some(pause) = &mut self.pause {
-                ready!(Pin::new(pause).poll(cx));
-                self.pause = None;
-            }
-            match ready!(accept(cx)) {
-                Ok(conn) => {
-                    self.next_pause = EXHAUSTED_PAUSE.0;
-                    return Poll::Ready(Ok(conn));
-                }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
-                    // Edge-triggered readiness will not repeat for the
-                    // connections still queued: retry on a timer instead.
-                    self.pause = Some(Timer::after(self.next_pause));
-                    self.next_pause = (self.next_pause * 2).min(EXHAUSTED_PAUSE.1);
-                }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR)
-                    ) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
 }
 
 /// The stream of [`UnixListener::incoming`]: yields connections forever.
