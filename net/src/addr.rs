@@ -42,6 +42,14 @@ pub(crate) async fn resolve(addr: &impl ToSocketAddrs) -> io::Result<Vec<SocketA
     }
 }
 
+/// The error for an address list that resolved to nothing.
+pub(crate) fn no_address(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("cannot {what} an empty list of addresses"),
+    )
+}
+
 /// "a, b, c" for error messages.
 pub(crate) fn describe(addrs: &[SocketAddr]) -> String {
     addrs

@@ -14,7 +14,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use tarn_reactor::Async;
 
 use crate::accept::AcceptState;
-use crate::addr::{describe, resolve, ToSocketAddrs};
+use crate::addr::{describe, no_address, resolve, ToSocketAddrs};
 use crate::socket::{TcpSocket, DEFAULT_BACKLOG};
 use crate::sys;
 
@@ -349,13 +349,6 @@ impl TcpStream {
             _ => Poll::Ready(Ok(())),
         }
     }
-}
-
-fn no_address(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("cannot {what} an empty list of addresses"),
-    )
 }
 
 /// `AsyncRead`/`AsyncWrite` for a type that reaches a `TcpStream`.

@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use tarn_reactor::Async;
 
-use crate::addr::{resolve, ToSocketAddrs};
+use crate::addr::{no_address, resolve, ToSocketAddrs};
 use crate::sys;
 
 /// A UDP socket.
@@ -238,13 +238,6 @@ impl UdpSocket {
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
         self.io.into_inner()
     }
-}
-
-fn no_address(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("cannot {what} an empty list of addresses"),
-    )
 }
 
 impl fmt::Debug for UdpSocket {
