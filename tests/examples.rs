@@ -1,0 +1,549 @@
+//! The examples, run the way their readers will run them: each one is
+//! started as a process on a free port (`127.0.0.1:0` as argv[1]; the
+//! server prints the address it got) and exercised with real clients: std
+//! sockets, `curl` for `http_hello`, and the `client` example itself.
+//!
+//! The example binaries are the ones `cargo test` builds; the first test to
+//! need one also runs `cargo build --examples`, which is instant when they
+//! are up to date and makes `cargo test --test examples` work on its own.
+//! Every child process is killed when its test ends, pass or fail.
+//!
+//! `on_poll_and_select_backends` re-runs this binary with
+//! `TARN_SELECTOR=poll` and `=select`, which the examples inherit.
+
+mod common;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Once};
+use std::time::{Duration, Instant};
+
+const HELLO: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+
+/// How long a child may take to start, answer or finish.
+const CHILD_PATIENCE: Duration = Duration::from_secs(30);
+
+#[test]
+fn on_poll_and_select_backends() {
+    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+}
+
+/// The path of example `name`, built if need be.
+fn example(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    BUILD.call_once(|| build_examples(profile_dir));
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+/// `cargo build --examples` for the profile of this test binary, when run
+/// under cargo; a failure to build is reported and the existing binaries used.
+fn build_examples(profile_dir: &Path) {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return;
+    };
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--examples", "--manifest-path"]);
+    build.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    match profile_dir.file_name().and_then(|p| p.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            build.arg("--release");
+        }
+        Some(profile) => {
+            build.args(["--profile", profile]);
+        }
+        None => return,
+    }
+    match build.status() {
+        Ok(status) if status.success() => {}
+        other => {
+            eprintln!("cargo build --examples failed ({other:?}); using the binaries there are")
+        }
+    }
+}
+
+/// A running example, killed when dropped.
+struct Running {
+    name: &'static str,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts example `name` with `args`, stdout piped (read line by line).
+    fn start(name: &'static str, args: &[&str]) -> Running {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { name, child, lines }
+    }
+
+    /// The next line the example prints.
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(CHILD_PATIENCE)
+            .unwrap_or_else(|e| panic!("example {}: no line on stdout: {e}", self.name))
+    }
+
+    /// The address in the example's first line ("...: listening on ADDR ...").
+    fn listening_on(&self) -> String {
+        let line = self.line();
+        let (_, rest) = line
+            .split_once("listening on ")
+            .unwrap_or_else(|| panic!("example {}: unexpected first line {line:?}", self.name));
+        rest.split_whitespace().next().unwrap().to_string()
+    }
+
+    /// Starts a server example on a free port; returns it and its address.
+    fn server(name: &'static str) -> (Running, SocketAddr) {
+        let server = Running::start(name, &["127.0.0.1:0"]);
+        let addr = server.listening_on().parse().expect("a socket address");
+        (server, addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, killing it after `patience`.
+fn wait_output(mut child: Child, patience: Duration) -> Output {
+    let deadline = Instant::now() + patience;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!(
+                "still running after {patience:?}; killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// A std client with generous timeouts, so that a hang fails the test.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let conn = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    conn.set_read_timeout(Some(CHILD_PATIENCE)).unwrap();
+    conn.set_write_timeout(Some(CHILD_PATIENCE)).unwrap();
+    conn.set_nodelay(true).unwrap();
+    conn
+}
+
+/// Sends `msg` and checks that exactly `msg` comes back.
+fn assert_echoes(conn: &mut (impl Read + Write), msg: &[u8]) {
+    conn.write_all(msg).unwrap();
+    let mut reply = vec![0; msg.len()];
+    conn.read_exact(&mut reply).unwrap();
+    assert!(reply == msg, "the echo differs from what was sent");
+}
+
+/// Reads whatever arrives within `wait` (none expected): its length.
+fn stray_bytes(conn: &mut TcpStream, wait: Duration) -> usize {
+    conn.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0; 1024];
+    let n = match conn.read(&mut buf) {
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            0
+        }
+        Err(e) => panic!("read: {e}"),
+    };
+    conn.set_read_timeout(Some(CHILD_PATIENCE)).unwrap();
+    n
+}
+
+#[test]
+fn echo_example_echoes_every_client() {
+    let (_server, addr) = Running::server("echo");
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    assert_echoes(&mut a, b"hello\n");
+    assert_echoes(&mut b, b"world\n");
+    // More than its 4 KiB buffer, read while it is written.
+    let data = common::random_bytes(256 * 1024, 1);
+    let mut reader = a.try_clone().unwrap();
+    let expected = data.clone();
+    let echoed = std::thread::spawn(move || {
+        let mut reply = vec![0; expected.len()];
+        reader.read_exact(&mut reply).unwrap();
+        reply == expected
+    });
+    a.write_all(&data).unwrap();
+    assert!(echoed.join().unwrap(), "the large echo differs");
+}
+
+/// Runs curl with `args`; fails with a hint if curl is not installed.
+fn curl(args: &[&str]) -> Output {
+    match Command::new("curl").args(args).output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            panic!("curl is not installed; install it (apt-get install curl) to run this test")
+        }
+        Err(e) => panic!("cannot run curl: {e}"),
+    }
+}
+
+#[test]
+fn http_hello_answers_curl() {
+    let (_server, addr) = Running::server("http_hello");
+    let url = format!("http://{addr}/");
+
+    let out = curl(&[
+        "--silent",
+        "--show-error",
+        "--include",
+        "--max-time",
+        "30",
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(HELLO)
+    );
+
+    // Two requests on one kept-alive connection: one connect in all.
+    let out = curl(&[
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "30",
+        "--write-out",
+        " connects=%{num_connects}\n",
+        &url,
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello, World! connects=1\nHello, World! connects=0\n"
+    );
+
+    // A request with a body.
+    let out = curl(&[
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "30",
+        "--data",
+        "name=tarn",
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!");
+}
+
+#[test]
+fn http_hello_answers_pipelined_and_split_requests() {
+    let (_server, addr) = Running::server("http_hello");
+    let mut conn = connect(addr);
+    let responses = |n: usize| HELLO.repeat(n);
+
+    // Three requests in one write (one with a body): three responses.
+    conn.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          GET /again HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = responses(3);
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, responses(3));
+
+    // A head split across writes: no answer until it is complete.
+    for part in [&b"GET / HT"[..], b"TP/1.1\r\nHost: x\r", b"\n\r"] {
+        conn.write_all(part).unwrap();
+        assert_eq!(stray_bytes(&mut conn, Duration::from_millis(50)), 0);
+    }
+    conn.write_all(b"\n").unwrap();
+    let mut reply = responses(1);
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, HELLO);
+
+    // A body that looks like a request, split across writes, the next
+    // request right behind it: the body is skipped, not answered.
+    conn.write_all(b"POST / HTTP/1.1\r\nContent-Length: 18\r\n\r\nGET / HTTP/1.1\r")
+        .unwrap();
+    let mut reply = responses(1);
+    conn.read_exact(&mut reply).unwrap();
+    conn.write_all(b"\n\r\nGET / HTTP/1.1\r\n\r\n").unwrap();
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(stray_bytes(&mut conn, Duration::from_millis(100)), 0);
+
+    // `Connection: close`: the answer, then end of stream.
+    conn.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, HELLO);
+
+    // A head too large for the server's buffer is refused.
+    let mut conn = connect(addr);
+    let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(8192));
+    let _ = conn.write_all(huge.as_bytes());
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    assert!(
+        rest.starts_with(b"HTTP/1.1 431 "),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+/// A chat participant: a std client reading lines.
+struct Chatter {
+    conn: TcpStream,
+    lines: BufReader<TcpStream>,
+    name: String,
+}
+
+impl Chatter {
+    fn join(addr: SocketAddr) -> Chatter {
+        let conn = connect(addr);
+        let name = conn.local_addr().unwrap().to_string();
+        let lines = BufReader::new(conn.try_clone().unwrap());
+        let mut chatter = Chatter { conn, lines, name };
+        let welcome = chatter.line();
+        assert!(welcome.starts_with("* welcome"), "{welcome:?}");
+        chatter
+    }
+
+    fn say(&mut self, line: &str) {
+        self.conn.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.lines.read_line(&mut line).unwrap();
+        line
+    }
+}
+
+#[test]
+fn chat_broadcasts_lines_and_announces_joins_and_leaves() {
+    let (_server, addr) = Running::server("chat");
+    let mut alice = Chatter::join(addr);
+    let mut bob = Chatter::join(addr);
+    assert_eq!(alice.line(), format!("* {} joined\n", bob.name));
+
+    alice.say("hello from alice");
+    assert_eq!(bob.line(), format!("{}: hello from alice\n", alice.name));
+    // Alice does not get her own line back: the next one she reads is Bob's.
+    bob.say("hi alice");
+    assert_eq!(alice.line(), format!("{}: hi alice\n", bob.name));
+
+    let bob_name = bob.name.clone();
+    drop(bob);
+    assert_eq!(alice.line(), format!("* {bob_name} left\n"));
+}
+
+#[test]
+fn client_example_sends_stdin_lines_to_the_echo_example() {
+    let (_server, addr) = Running::server("echo");
+    let addr = addr.to_string();
+    let mut client = Command::new(example("client"))
+        .arg(&addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client example");
+    // The last line has no newline: the client adds one.
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\nthree")
+        .unwrap();
+    let output = wait_output(client, CHILD_PATIENCE);
+    assert!(
+        output.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "one\ntwo\nthree\n");
+}
+
+#[test]
+fn client_example_gives_up_on_a_silent_server() {
+    // Connections queue in the kernel; nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let mut client = Command::new(example("client"))
+        .arg(&addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client example");
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"anyone?\n")
+        .unwrap();
+    let started = Instant::now();
+    let output = wait_output(client, CHILD_PATIENCE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the client exited with success");
+    assert!(stderr.contains("no reply from"), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "gave up early");
+}
+
+#[test]
+fn udp_echo_returns_each_datagram_to_its_sender() {
+    let (_server, addr) = Running::server("udp_echo");
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for socket in [&a, &b] {
+        socket.set_read_timeout(Some(CHILD_PATIENCE)).unwrap();
+    }
+    a.send_to(b"from a", addr).unwrap();
+    b.send_to(b"from b", addr).unwrap();
+    let mut buf = [0; 64];
+    for (socket, msg) in [(&a, &b"from a"[..]), (&b, b"from b")] {
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!(from, addr);
+        assert_eq!(&buf[..n], msg);
+    }
+    // A large datagram comes back whole.
+    let big = common::random_bytes(60_000, 2);
+    a.send_to(&big, addr).unwrap();
+    let mut buf = vec![0; 65536];
+    let (n, _) = a.recv_from(&mut buf).unwrap();
+    assert!(buf[..n] == big[..], "the large datagram differs");
+}
+
+#[test]
+fn unix_echo_replaces_a_stale_socket_and_echoes() {
+    let path = std::env::temp_dir().join(format!(
+        "tarn-unix-echo-{}-{}.sock",
+        std::process::id(),
+        common::backend_name()
+    ));
+    let _ = std::fs::remove_file(&path);
+    // A socket file left by a server that is gone.
+    drop(UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    let server = Running::start("unix_echo", &[path.to_str().unwrap()]);
+    assert_eq!(server.listening_on(), path.to_str().unwrap());
+    let mut conns: Vec<_> = (0..3)
+        .map(|_| {
+            let conn = UnixStream::connect(&path).unwrap();
+            conn.set_read_timeout(Some(CHILD_PATIENCE)).unwrap();
+            conn
+        })
+        .collect();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        assert_echoes(conn, format!("over unix {i}").as_bytes());
+    }
+    drop(server);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn unix_echo_refuses_to_remove_a_file_that_is_not_a_socket() {
+    let path = std::env::temp_dir().join(format!(
+        "tarn-unix-echo-{}-{}.txt",
+        std::process::id(),
+        common::backend_name()
+    ));
+    std::fs::write(&path, "precious").unwrap();
+    let child = Command::new(example("unix_echo"))
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_output(child, CHILD_PATIENCE);
+    assert!(!output.status.success());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn foreign_executor_runs_to_completion() {
+    let child = Command::new(example("foreign_executor"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start foreign_executor");
+    let output = wait_output(child, CHILD_PATIENCE);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "foreign_executor failed ({})\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("tokio: 8 tarn clients"), "{stdout}");
+    assert!(
+        stdout.contains("futures ThreadPool: 8 tarn clients"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fallback thread"), "{stdout}");
+}
+
+#[test]
+fn per_core_serves_connections_on_every_listener() {
+    let (_server, addr) = Running::server("per_core");
+    let mut conns: Vec<_> = (0..16).map(|_| connect(addr)).collect();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        assert_echoes(conn, format!("connection {i}\n").as_bytes());
+    }
+}

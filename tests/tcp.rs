@@ -1,0 +1,494 @@
+//! TCP through the `tarn` facade, end to end: echo round trips from 1 byte
+//! to 8 MiB, a thousand concurrent clients, half-close, a peer resetting a
+//! connection mid-write, refused and timed-out connects, the stream halves,
+//! `peek`, socket options and the std conversions.
+//!
+//! `on_poll_and_select_backends` re-runs this binary with
+//! `TARN_SELECTOR=poll` and `=select`, so every test runs on every backend.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use common::{echo_server, fnv1a, random_bytes, run, FNV_START};
+use futures::channel::oneshot;
+use futures::future::try_join_all;
+use futures::StreamExt;
+use tarn::io::{AsyncReadExt, AsyncWriteExt};
+use tarn::net::{reunite, TcpListener, TcpSocket, TcpStream};
+
+#[test]
+fn on_poll_and_select_backends() {
+    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+}
+
+/// Sends `size` bytes through an echo server while reading the echo
+/// concurrently; checks the length and checksum of what came back.
+async fn round_trip(size: usize) -> io::Result<()> {
+    let addr = echo_server().await;
+    let data = random_bytes(size, size as u64);
+    let conn = TcpStream::connect(addr).await?;
+    let (mut reader, mut writer) = conn.split();
+    let send = async {
+        writer.write_all(&data).await?;
+        writer.close().await
+    };
+    let receive = async {
+        let mut buf = vec![0; 64 * 1024];
+        let (mut len, mut hash) = (0, FNV_START);
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                return io::Result::Ok((len, hash));
+            }
+            len += n;
+            hash = fnv1a(hash, &buf[..n]);
+        }
+    };
+    let (sent, received) = futures::join!(send, receive);
+    sent?;
+    let (len, hash) = received?;
+    assert_eq!(len, size, "echoed length");
+    assert_eq!(hash, fnv1a(FNV_START, &data), "echoed checksum");
+    Ok(())
+}
+
+#[test]
+fn echo_round_trip_1_byte() {
+    run(round_trip(1)).unwrap();
+}
+
+#[test]
+fn echo_round_trip_1_kib() {
+    run(round_trip(1024)).unwrap();
+}
+
+#[test]
+fn echo_round_trip_64_kib() {
+    run(round_trip(64 * 1024)).unwrap();
+}
+
+#[test]
+fn echo_round_trip_1_mib() {
+    run(round_trip(1024 * 1024)).unwrap();
+}
+
+#[test]
+fn echo_round_trip_8_mib() {
+    run(round_trip(8 * 1024 * 1024)).unwrap();
+}
+
+#[test]
+fn a_thousand_concurrent_clients_are_all_served() {
+    // select() cannot watch fds past FD_SETSIZE (1024); each client costs
+    // two fds here (client and server side).
+    let clients = if common::backend_name() == "select" {
+        300
+    } else {
+        1000
+    };
+    let limit = common::raise_nofile_limit();
+    assert!(
+        limit > (2 * clients + 200) as libc::rlim_t,
+        "RLIMIT_NOFILE hard limit {limit} is too low for {clients} clients"
+    );
+    run(async {
+        let addr = echo_server().await;
+        // All connected at once, then all talking at once.
+        let conns = try_join_all((0..clients).map(|_| TcpStream::connect(addr))).await?;
+        try_join_all(
+            conns
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut conn)| async move {
+                    let msg = format!("client {i:04}");
+                    conn.write_all(msg.as_bytes()).await?;
+                    let mut reply = vec![0; msg.len()];
+                    conn.read_exact(&mut reply).await?;
+                    assert_eq!(reply, msg.as_bytes());
+                    io::Result::Ok(())
+                }),
+        )
+        .await?;
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn half_closed_client_still_receives_the_whole_reply() {
+    run(async {
+        let addr = echo_server().await;
+        let data = random_bytes(256 * 1024, 7);
+        let conn = TcpStream::connect(addr).await?;
+        let send = async {
+            (&conn).write_all(&data).await?;
+            conn.shutdown(Shutdown::Write)?;
+            // The write direction is closed for good.
+            let err = (&conn).write_all(b"more").await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+            io::Result::Ok(())
+        };
+        let mut reply = Vec::new();
+        let mut reader = &conn;
+        let (sent, received) = futures::join!(send, reader.read_to_end(&mut reply));
+        sent?;
+        received?;
+        assert_eq!(reply.len(), data.len());
+        assert!(reply == data, "the echo differs from what was sent");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+/// Makes closing `conn` send a RST instead of a FIN (`SO_LINGER` of 0).
+fn reset_on_close(conn: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the option value points to a live `linger` of the size given.
+    let res = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(res, 0, "SO_LINGER: {}", io::Error::last_os_error());
+}
+
+#[test]
+fn peer_reset_during_a_large_write_fails_the_writer_not_the_server() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (flood_done, flood_result) = oneshot::channel();
+        // The first connection gets an endless stream; the others, echo.
+        tarn::spawn(async move {
+            let (mut first, _) = listener.accept().await?;
+            tarn::spawn(async move {
+                let chunk = vec![0x5a; 256 * 1024];
+                let err = loop {
+                    if let Err(e) = first.write_all(&chunk).await {
+                        break e;
+                    }
+                };
+                let _ = flood_done.send(err);
+            })
+            .detach();
+            loop {
+                let (conn, _) = listener.accept().await?;
+                tarn::spawn(common::echo(conn)).detach();
+            }
+            #[allow(unreachable_code)]
+            io::Result::Ok(())
+        })
+        .detach();
+
+        let victim = TcpStream::connect(addr).await?;
+        let mut bystander = TcpStream::connect(addr).await?;
+        // Let the flood get going, then reset the connection under it.
+        let mut buf = vec![0; 1024 * 1024];
+        (&victim).read_exact(&mut buf).await?;
+        reset_on_close(&victim);
+        drop(victim);
+
+        let err = flood_result.await.expect("the flooding task reports");
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "the writer got {err:?}, not BrokenPipe or ConnectionReset"
+        );
+
+        // The server goes on: an existing and a new connection both echo.
+        let mut newcomer = TcpStream::connect(addr).await?;
+        for conn in [&mut bystander, &mut newcomer] {
+            conn.write_all(b"still there?").await?;
+            let mut reply = [0; 12];
+            conn.read_exact(&mut reply).await?;
+            assert_eq!(&reply, b"still there?");
+        }
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn writing_to_a_closed_peer_is_an_error_not_sigpipe() {
+    common::isolated("writing_to_a_closed_peer_is_an_error_not_sigpipe", || {
+        // Rust programs ignore SIGPIPE by default; restore the default
+        // (terminate) so that only MSG_NOSIGNAL keeps the process alive.
+        // SAFETY: SIG_DFL is a valid disposition; this process runs this test alone.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        run(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let mut conn = TcpStream::connect(listener.local_addr()?).await?;
+            let (peer, _) = listener.accept().await?;
+
+            // A peer that closed: the writes after the first error are EPIPE.
+            drop(peer);
+            let chunk = [0; 64 * 1024];
+            let first = loop {
+                if let Err(e) = conn.write_all(&chunk).await {
+                    break e;
+                }
+            };
+            for err in [first, conn.write_all(&chunk).await.unwrap_err()] {
+                assert!(
+                    matches!(
+                        err.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ),
+                    "{err:?}"
+                );
+            }
+
+            // Our own shut-down write side: EPIPE at once.
+            let mut conn = TcpStream::connect(listener.local_addr()?).await?;
+            conn.shutdown(Shutdown::Write)?;
+            let err = conn.write_all(b"x").await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+            io::Result::Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn connecting_to_a_closed_port_is_refused() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let err = run(TcpStream::connect(addr)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+}
+
+#[test]
+fn connect_tries_every_address_of_a_host_name() {
+    // "localhost" may resolve to ::1 first; the listener is on 127.0.0.1 only.
+    run(async {
+        let addr = echo_server().await;
+        let mut conn = TcpStream::connect(("localhost", addr.port())).await?;
+        assert_eq!(conn.peer_addr()?, addr);
+        conn.write_all(b"by name").await?;
+        let mut reply = [0; 7];
+        conn.read_exact(&mut reply).await?;
+        assert_eq!(&reply, b"by name");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn connect_timeout_expires_when_the_accept_queue_is_full() {
+    run(async {
+        // A listener that never accepts, with the smallest queue. Once the
+        // queue is full, Linux drops incoming SYNs, so a connect hangs in
+        // SYN_SENT, retransmitting, until something gives up.
+        let socket = TcpSocket::new_v4()?;
+        socket.bind("127.0.0.1:0".parse().unwrap())?;
+        let listener = socket.listen(0)?;
+        let addr = listener.local_addr()?;
+        let mut queued = Vec::new();
+        let full = loop {
+            assert!(queued.len() < 16, "the accept queue of {addr} never filled");
+            match TcpStream::connect_timeout(addr, Duration::from_millis(300)).await {
+                Ok(conn) => queued.push(conn),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => break e,
+                Err(e) => return Err(e),
+            }
+        };
+        assert!(
+            !queued.is_empty(),
+            "no connection was queued at all: {full}"
+        );
+
+        let started = Instant::now();
+        let err = TcpStream::connect_timeout(addr, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        assert!(
+            took >= Duration::from_millis(200),
+            "gave up early: {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "gave up late: {took:?}");
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn borrowed_halves_read_and_write_at_once() {
+    run(round_trip(512 * 1024)).unwrap();
+}
+
+#[test]
+fn owned_halves_move_to_tasks_and_reunite() {
+    run(async {
+        let addr = echo_server().await;
+        let conn = TcpStream::connect(addr).await?;
+        let local = conn.local_addr()?;
+        let (mut reader, mut writer) = conn.into_split();
+        let writing = tarn::spawn(async move {
+            writer.write_all(b"through the halves").await?;
+            io::Result::Ok(writer)
+        });
+        let reading = tarn::spawn(async move {
+            let mut reply = [0; 18];
+            reader.read_exact(&mut reply).await?;
+            assert_eq!(&reply, b"through the halves");
+            io::Result::Ok(reader)
+        });
+        let writer = writing.await.unwrap()?;
+        let reader = reading.await.unwrap()?;
+        assert_eq!(reader.stream().local_addr()?, writer.stream().local_addr()?);
+
+        let mut conn = reunite(reader, writer).expect("halves of one stream");
+        assert_eq!(conn.local_addr()?, local);
+        conn.write_all(b"whole again").await?;
+        let mut reply = [0; 11];
+        conn.read_exact(&mut reply).await?;
+        assert_eq!(&reply, b"whole again");
+
+        // Halves of different streams are handed back.
+        let (r1, w1) = conn.into_split();
+        let (r2, w2) = TcpStream::connect(addr).await?.into_split();
+        let tarn::net::ReuniteError(r1, w2) = reunite(r1, w2).unwrap_err();
+        assert!(reunite(r1, w1).is_ok());
+        drop(reunite(r2, w2).unwrap());
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn dropping_the_owned_write_half_sends_end_of_stream() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (mut server, _) = listener.accept().await?;
+        let (mut reader, writer) = client.into_split();
+        drop(writer);
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).await?;
+        assert!(rest.is_empty());
+        // The read direction still works.
+        server.write_all(b"bye").await?;
+        let mut reply = [0; 3];
+        reader.read_exact(&mut reply).await?;
+        assert_eq!(&reply, b"bye");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn peek_leaves_the_data_for_the_next_read() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let mut client = TcpStream::connect(listener.local_addr()?).await?;
+        let (mut server, _) = listener.accept().await?;
+        let peeker = tarn::spawn(async move {
+            let mut buf = [0; 5];
+            let n = server.peek(&mut buf).await?;
+            assert_eq!(&buf[..n], &b"hello"[..n]);
+            let mut read = [0; 5];
+            server.read_exact(&mut read).await?;
+            assert_eq!(&read, b"hello");
+            io::Result::Ok(n)
+        });
+        // The peek waits for data that is not there yet.
+        tarn::Timer::after(Duration::from_millis(20)).await;
+        client.write_all(b"hello").await?;
+        assert!(peeker.await.unwrap()? > 0);
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn nodelay_and_ttl_setters_stick() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        listener.set_ttl(33)?;
+        assert_eq!(listener.ttl()?, 33);
+        let conn = TcpStream::connect(listener.local_addr()?).await?;
+        conn.set_nodelay(true)?;
+        assert!(conn.nodelay()?);
+        conn.set_nodelay(false)?;
+        assert!(!conn.nodelay()?);
+        conn.set_ttl(42)?;
+        assert_eq!(conn.ttl()?, 42);
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn std_sockets_convert_both_ways() {
+    run(async {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = std_listener.local_addr()?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let std_client = std::net::TcpStream::connect(addr)?;
+        let mut client = TcpStream::from_std(std_client)?;
+        let (mut server, _) = listener.accept().await?;
+        client.write_all(b"ping").await?;
+        let mut buf = [0; 4];
+        server.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"ping");
+
+        // Back to std: deregistered, still non-blocking.
+        let mut std_server = server.into_std()?;
+        let err = std_server.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        std_server.set_nonblocking(false)?;
+        std_server.write_all(b"pong")?;
+        client.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"pong");
+
+        let std_listener = listener.into_std()?;
+        assert_eq!(std_listener.local_addr()?, addr);
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn incoming_yields_each_connection() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let clients = tarn::spawn(async move {
+            let mut conns = Vec::new();
+            for _ in 0..3 {
+                conns.push(TcpStream::connect(addr).await?);
+            }
+            io::Result::Ok(conns)
+        });
+        let accepted: Vec<_> = listener.incoming().take(3).collect().await;
+        let clients = clients.await.unwrap()?;
+        let mut peers: Vec<_> = accepted
+            .into_iter()
+            .map(|conn| conn.unwrap().peer_addr().unwrap())
+            .collect();
+        let mut locals: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        peers.sort();
+        locals.sort();
+        assert_eq!(peers, locals);
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
