@@ -1,0 +1,50 @@
+//! tarn's `examples/http_hello.rs` on smol: a `LocalExecutor` run under
+//! `smol::block_on`, one task per connection, the same parsing, buffer,
+//! backlog and `TCP_NODELAY` (see `peer.rs`). Listens on argv[1] (default
+//! 127.0.0.1:8080).
+
+use std::io;
+
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
+
+#[path = "../peer.rs"]
+mod peer;
+use peer::{Conn, Next, TOO_LARGE};
+
+async fn serve(mut conn: TcpStream) -> io::Result<()> {
+    let mut c = Conn::new();
+    loop {
+        let n = conn.read(&mut c.buf[c.filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let (close, start) = c.answer(n);
+        if !c.out.is_empty() {
+            conn.write_all(&c.out).await?;
+            c.out.clear();
+        }
+        match c.keep_rest(close, start) {
+            Next::Read => {}
+            Next::Close => return Ok(()),
+            Next::TooLarge => return conn.write_all(TOO_LARGE).await,
+        }
+    }
+}
+
+fn main() -> io::Result<()> {
+    let addr = peer::listen_addr("127.0.0.1:8080");
+    let ex = smol::LocalExecutor::new();
+    smol::block_on(ex.run(async {
+        let listener = TcpListener::try_from(peer::std_listener(&addr)?)?;
+        println!("smol_http: listening on {}", listener.local_addr()?);
+        loop {
+            let (conn, _) = listener.accept().await?;
+            let _ = conn.set_nodelay(true);
+            ex.spawn(async move {
+                let _ = serve(conn).await;
+            })
+            .detach();
+        }
+    }))
+}
