@@ -1,0 +1,160 @@
+//! Prints `run.sh`'s results as two tables: the median of every row with
+//! the ratios to tokio, then the min–max over the rounds.
+//!
+//! The input (argv[1]) has one measurement a line, tab-separated:
+//! `benchmark<TAB>contender<TAB>value`, where the contender is `tarn`,
+//! `tokio` or `smol` and a benchmark appears once per round per contender.
+//! Rows are printed in the order they first appear.
+//!
+//! ```text
+//! report results.tsv
+//! ```
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+/// The contenders, in column order.
+const CONTENDERS: [&str; 3] = ["tarn", "tokio", "smol"];
+
+/// The measurements of one benchmark, per contender.
+#[derive(Default)]
+struct Row {
+    values: [Vec<f64>; 3],
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// A figure with as many decimals as its size needs to be read.
+fn fmt(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// Prints `rows` as a left-aligned first column and right-aligned others.
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                line += &format!("{cell:<w$}", w = width[0]);
+            } else {
+                line += &format!("  {cell:>w$}", w = width[c]);
+            }
+        }
+        println!("{}", line.trim_end());
+        if i == 0 {
+            println!(
+                "{}",
+                "-".repeat(width.iter().sum::<usize>() + 2 * (cols - 1))
+            );
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: report RESULTS.tsv");
+        return ExitCode::FAILURE;
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("report: {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut order = Vec::new();
+    let mut rows: HashMap<String, Row> = HashMap::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let parsed = match fields[..] {
+            [bench, who, value] => CONTENDERS
+                .iter()
+                .position(|c| *c == who)
+                .zip(value.parse::<f64>().ok())
+                .map(|(i, v)| (bench, i, v)),
+            _ => None,
+        };
+        let Some((bench, i, value)) = parsed else {
+            eprintln!(
+                "report: {path}:{}: not `benchmark<TAB>contender<TAB>number`",
+                n + 1
+            );
+            return ExitCode::FAILURE;
+        };
+        if !rows.contains_key(bench) {
+            order.push(bench.to_string());
+        }
+        rows.entry(bench.to_string()).or_default().values[i].push(value);
+    }
+
+    let mut medians = vec![vec![
+        "benchmark".to_string(),
+        "tarn".into(),
+        "tokio".into(),
+        "smol".into(),
+        "tarn/tokio".into(),
+        "smol/tokio".into(),
+    ]];
+    let mut ranges = vec![vec![
+        "benchmark (min–max)".to_string(),
+        "tarn".into(),
+        "tokio".into(),
+        "smol".into(),
+    ]];
+    for bench in &order {
+        let row = &rows[bench];
+        let m: Vec<Option<f64>> = row.values.iter().map(|v| median(v)).collect();
+        let mut line = vec![bench.clone()];
+        line.extend(m.iter().map(|x| x.map_or("-".into(), fmt)));
+        line.push(ratio(m[0], m[1]));
+        line.push(ratio(m[2], m[1]));
+        medians.push(line);
+
+        let mut line = vec![bench.clone()];
+        for v in &row.values {
+            let lo = v.iter().copied().reduce(f64::min);
+            let hi = v.iter().copied().reduce(f64::max);
+            line.push(match (lo, hi) {
+                (Some(lo), Some(hi)) => format!("{}–{}", fmt(lo), fmt(hi)),
+                _ => "-".into(),
+            });
+        }
+        ranges.push(line);
+    }
+    print_table(&medians);
+    println!();
+    print_table(&ranges);
+    ExitCode::SUCCESS
+}
