@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo run --release --manifest-path bench/Cargo.toml --bin selector -- --quick
 cargo run --release --manifest-path bench/Cargo.toml --bin executor -- --quick
+# The servers against tokio and smol: one round of 2 s runs (about 40 s).
+bench/run.sh --quick
