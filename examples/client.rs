@@ -33,28 +33,29 @@ async fn next_line() -> io::Result<Option<String>> {
 }
 
 async fn run(addr: &str) -> io::Result<()> {
-    let conn = TcpStream::connect(addr).await?;
+    let conn = TcpStream::connect(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
     let mut replies = BufReader::new(&conn);
     let mut reply = String::new();
     while let Some(line) = next_line().await? {
         (&conn).write_all(line.as_bytes()).await?;
         reply.clear();
-        match tarn::timeout(REPLY_TIMEOUT, replies.read_line(&mut reply)).await {
-            Ok(Ok(0)) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{addr} closed the connection"),
-                ))
-            }
-            Ok(Ok(_)) => print!("{reply}"),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(io::Error::new(
+        let n = tarn::timeout(REPLY_TIMEOUT, replies.read_line(&mut reply))
+            .await
+            .map_err(|_| {
+                io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("no reply from {addr} within {REPLY_TIMEOUT:?}"),
-                ))
-            }
+                )
+            })??;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{addr} closed the connection"),
+            ));
         }
+        print!("{reply}");
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! it does only what that needs, with no allocation per request: keep-alive
 //! connections, pipelined requests (their responses leave in one write),
 //! requests split across reads, `Content-Length` bodies (skipped) and
-//! `Connection: close`. It is not an HTTP implementation to build on.
+//! `Connection: close`. Chunked request bodies, HTTP/1.0 keep-alive and
+//! everything else are left out: it is not an HTTP server to build on.
 //!
 //! ```text
 //! cargo run --release --example http_hello          # listens on 127.0.0.1:8080

@@ -444,6 +444,28 @@ fn client_example_gives_up_on_a_silent_server() {
 }
 
 #[test]
+fn client_example_names_the_address_it_cannot_reach() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let client = Command::new(example("client"))
+        .arg(&addr)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client example");
+    let output = wait_output(client, CHILD_PATIENCE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the client exited with success");
+    assert!(
+        stderr.contains(&format!("cannot connect to {addr}")),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn udp_echo_returns_each_datagram_to_its_sender() {
     let (_server, addr) = Running::server("udp_echo");
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
