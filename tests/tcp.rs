@@ -492,3 +492,76 @@ fn incoming_yields_each_connection() {
     })
     .unwrap();
 }
+
+#[test]
+fn connections_leave_no_sources_wakers_or_fds_behind() {
+    common::isolated("connections_leave_no_sources_wakers_or_fds_behind", || {
+        let reactor = tarn::Reactor::get();
+        let (fds, sources) = (common::open_fds(), reactor.stats().sources);
+        run(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            // A server for exactly 50 connections, each echoed by a task.
+            let server = tarn::spawn(async move {
+                let mut echoes = Vec::new();
+                for _ in 0..50 {
+                    let (conn, _) = listener.accept().await?;
+                    echoes.push(tarn::spawn(common::echo(conn)));
+                }
+                for echo in echoes {
+                    echo.await.unwrap()?;
+                }
+                io::Result::Ok(())
+            });
+            let clients = (0..50).map(|i| async move {
+                let mut conn = TcpStream::connect(addr).await?;
+                let msg = format!("client {i}");
+                conn.write_all(msg.as_bytes()).await?;
+                let mut reply = vec![0; msg.len()];
+                conn.read_exact(&mut reply).await?;
+                // Abandon a read half-way, as a timeout would.
+                let pending = tarn::timeout(Duration::from_millis(5), conn.read(&mut reply)).await;
+                assert!(pending.is_err(), "nothing more was sent");
+                io::Result::Ok(())
+            });
+            try_join_all(clients).await?;
+            server.await.unwrap()
+        })
+        .unwrap();
+        let stats = reactor.stats();
+        assert_eq!(stats.sources, sources, "sources left registered: {stats:?}");
+        assert_eq!(
+            (stats.waiting_readers, stats.waiting_writers, stats.timers),
+            (0, 0, 0),
+            "wakers or timers left behind: {stats:?}"
+        );
+        assert_eq!(common::open_fds(), fds, "fds left open");
+    });
+}
+
+#[test]
+fn cancelled_accept_and_read_leave_the_sockets_usable() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        // Give up on an accept, then accept for real.
+        assert!(tarn::timeout(Duration::from_millis(10), listener.accept())
+            .await
+            .is_err());
+        let mut client = TcpStream::connect(addr).await?;
+        let (mut server, _) = listener.accept().await?;
+
+        // Give up on a read, then read what arrives afterwards.
+        let mut buf = [0; 5];
+        assert!(
+            tarn::timeout(Duration::from_millis(10), server.read(&mut buf))
+                .await
+                .is_err()
+        );
+        client.write_all(b"later").await?;
+        server.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"later");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
