@@ -312,7 +312,8 @@ impl TcpStream {
     }
 
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read_with(cx, || {
+        let len = buf.len();
+        self.io.poll_read_stream(cx, len, || {
             let mut s = self.io.get_ref();
             s.read(buf)
         })

@@ -169,6 +169,32 @@ impl<T: AsFd> Async<T> {
         self.poll_io(Dir::Write, cx, op)
     }
 
+    /// [`poll_read_with`](Self::poll_read_with) for a stream read of up to
+    /// `len` bytes: a read that returns fewer (but not 0) shows the fd
+    /// drained, so on epoll (edge-triggered) the next read waits for an
+    /// event instead of making a syscall that would return `WouldBlock`.
+    /// Only for stream sockets and pipes, where a short read means empty.
+    pub fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let edge = Reactor::get().mode() == tarn_selector::Mode::Edge;
+        let mut tick = 0;
+        let mut op = op;
+        let res = self.poll_io(Dir::Read, cx, || {
+            tick = self.source.tick(Dir::Read);
+            op()
+        });
+        if let Poll::Ready(Ok(n)) = res {
+            if edge && n > 0 && n < len {
+                self.source.drained(Dir::Read, tick);
+            }
+        }
+        res
+    }
+
     /// The source and the handle, borrowed apart.
     fn parts(&mut self) -> (&Source, &mut T) {
         let io = self.io.as_mut().expect("io is present until drop");
@@ -193,13 +219,19 @@ fn poll_io<R>(
     cx: &mut Context<'_>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
+    let reactor = Reactor::get();
+    let edge = reactor.mode() == tarn_selector::Mode::Edge;
     loop {
         let tick = source.tick(dir);
-        match op() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            res => return Poll::Ready(res),
+        // On epoll, a direction found empty stays empty until an event:
+        // skip the syscall that would say `WouldBlock`.
+        if !(edge && source.known_blocked(dir, tick)) {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                res => return Poll::Ready(res),
+            }
         }
-        match source.poll_blocked(Reactor::get(), dir, tick, None, cx) {
+        match source.poll_blocked(reactor, dir, tick, None, cx) {
             Poll::Ready(Ok(())) => continue,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,

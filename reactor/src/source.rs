@@ -47,6 +47,9 @@ pub(crate) struct Source {
     /// Mirrors of `Direction::tick`, readable without the lock; written only
     /// under it.
     ticks: [AtomicU64; 2],
+    /// Mirrors of `Direction::consumed`, likewise: lets `known_blocked` skip
+    /// the lock on the hot path.
+    consumed: [AtomicU64; 2],
     state: Mutex<State>,
 }
 
@@ -62,6 +65,9 @@ struct State {
 struct Direction {
     tick: u64,
     consumed: u64,
+    /// An event said this direction is closed or failed (read_closed,
+    /// write_closed, error): final, so it is never again believed drained.
+    closed: bool,
     /// Wakers stored by `poll_*` calls (`AsyncRead`, `read_with`, ...),
     /// deduplicated; all are woken by the next event.
     wakers: Vec<Waker>,
@@ -75,6 +81,7 @@ impl Default for Direction {
         Direction {
             tick: 1,
             consumed: 0,
+            closed: false,
             wakers: Vec::new(),
             waiters: Slab::new(),
         }
@@ -123,6 +130,7 @@ impl Source {
             fd,
             key,
             ticks: [AtomicU64::new(1), AtomicU64::new(1)],
+            consumed: [AtomicU64::new(0), AtomicU64::new(0)],
             state: Mutex::default(),
         }
     }
@@ -154,6 +162,7 @@ impl Source {
             return Poll::Ready(Ok(()));
         }
         d.consumed = tick;
+        self.consumed[dir as usize].store(tick, Ordering::Release);
         d.store(tick, slot, cx);
         self.arm(reactor, &mut state, dir)?;
         drop(state);
@@ -185,10 +194,7 @@ impl Source {
         }
         loop {
             let tick = self.tick(dir);
-            let believed_ready = {
-                let state = self.state();
-                state.dirs[dir as usize].consumed != tick
-            };
+            let believed_ready = !self.known_blocked(dir, tick);
             if believed_ready && crate::sys::ready_now(self.fd, dir == Dir::Write)? {
                 return Poll::Ready(Ok(()));
             }
@@ -198,11 +204,32 @@ impl Source {
                 continue;
             }
             d.consumed = tick;
+            self.consumed[dir as usize].store(tick, Ordering::Release);
             d.store(tick, slot, cx);
             self.arm(reactor, &mut state, dir)?;
             drop(state);
             reactor.waiting();
             return Poll::Pending;
+        }
+    }
+
+    /// Whether the last operation that saw `tick` found the direction
+    /// empty (`WouldBlock`, or a short read): no event has arrived since.
+    pub(crate) fn known_blocked(&self, dir: Dir, tick: u64) -> bool {
+        self.consumed[dir as usize].load(Ordering::Acquire) == tick
+    }
+
+    /// A read that saw `tick` returned less than it asked for: on an
+    /// edge-triggered registration the socket is drained, and the next read
+    /// may wait for an event instead of trying a syscall that would say
+    /// `WouldBlock`. No effect if an event arrived since `tick`, or once
+    /// the direction is closed (end of stream needs no new event).
+    pub(crate) fn drained(&self, dir: Dir, tick: u64) {
+        let mut state = self.state();
+        let d = &mut state.dirs[dir as usize];
+        if d.tick == tick && !d.closed {
+            d.consumed = tick;
+            self.consumed[dir as usize].store(tick, Ordering::Release);
         }
     }
 
@@ -235,6 +262,12 @@ impl Source {
         let read = event.readable() || event.read_closed() || event.error() || event.priority();
         let write = event.writable() || event.write_closed() || event.error();
         let mut state = self.state();
+        if event.read_closed() || event.error() {
+            state.dirs[Dir::Read as usize].closed = true;
+        }
+        if event.write_closed() || event.error() {
+            state.dirs[Dir::Write as usize].closed = true;
+        }
         for (fired, dir) in [(read, Dir::Read), (write, Dir::Write)] {
             if !fired {
                 continue;
