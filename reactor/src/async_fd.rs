@@ -178,19 +178,17 @@ impl<T: AsFd> Async<T> {
         &self,
         cx: &mut Context<'_>,
         len: usize,
-        op: impl FnMut() -> io::Result<usize>,
+        mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        let edge = Reactor::get().mode() == tarn_selector::Mode::Edge;
         let mut tick = 0;
-        let mut op = op;
         let res = self.poll_io(Dir::Read, cx, || {
             tick = self.source.tick(Dir::Read);
             op()
         });
-        if let Poll::Ready(Ok(n)) = res {
-            if edge && n > 0 && n < len {
-                self.source.drained(Dir::Read, tick);
-            }
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0 && n < len)
+            && Reactor::get().mode() == tarn_selector::Mode::Edge
+        {
+            self.source.drained(Dir::Read, tick);
         }
         res
     }

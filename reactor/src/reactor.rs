@@ -354,7 +354,11 @@ impl ReactorLock<'_> {
         };
         let res = reactor.selector.select(&mut driver.events, timeout);
         if sleeping {
-            lock(&reactor.timers).sleeping_until = None;
+            // Awake again: stop asking inserts to notify, and fire what came
+            // due while we slept (one lock for both).
+            let mut timers = lock(&reactor.timers);
+            timers.sleeping_until = None;
+            timers.fire(Instant::now(), &mut wakers);
         }
         reactor.selects.fetch_add(1, Relaxed);
         if let Err(e) = res {
@@ -372,10 +376,6 @@ impl ReactorLock<'_> {
                 }
             }
         }
-        if sleeping {
-            lock(&reactor.timers).fire(Instant::now(), &mut wakers);
-        }
-
         let woken = wakers.len();
         reactor.wakes.fetch_add(woken as u64, Relaxed);
         for waker in wakers.drain(..) {
