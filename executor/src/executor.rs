@@ -12,7 +12,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -22,14 +23,12 @@ use std::time::Duration;
 use slab::Slab;
 use tarn_reactor::{DriverGuard, Parker, Reactor, Unparker};
 
-use crate::join::{JoinHandle, JoinState, TaskFuture};
+use crate::join::JoinHandle;
+use crate::task::{self, Header, TaskRef};
 
 /// Tasks run between two non-blocking looks at the reactor, so that tasks
 /// that are always ready cannot starve I/O and timers.
 const REACTOR_EVERY: u32 = 61;
-
-/// The key of the future passed to `run` in the run queue.
-const MAIN: usize = usize::MAX;
 
 thread_local! {
     /// The executor running on this thread, if any.
@@ -72,68 +71,81 @@ type PanicHandler = dyn Fn(&(dyn Any + Send));
 pub(crate) struct Inner {
     id: usize,
     shared: Arc<Shared>,
-    queue: RefCell<VecDeque<usize>>,
-    tasks: RefCell<Slab<Slot>>,
+    queue: RefCell<VecDeque<Job>>,
+    /// Every live task, so that dropping the executor can drop them.
+    tasks: RefCell<Slab<TaskRef>>,
     parker: Parker,
-    main: Arc<TaskWaker>,
-    /// The task being polled, and whether it was cancelled meanwhile.
-    running: Cell<Option<usize>>,
-    cancel_running: Cell<bool>,
+    main: Arc<MainWaker>,
     on_panic: Option<Rc<PanicHandler>>,
 }
 
-struct Slot {
-    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    flag: Arc<TaskWaker>,
-    waker: Waker,
+/// An entry of the run queue.
+pub(crate) enum Job {
+    /// The future passed to `run`.
+    Main,
+    /// A spawned task (the entry holds a reference to it).
+    Task(TaskRef),
 }
 
 /// The part of an executor that wakers on other threads can reach.
-struct Shared {
+pub(crate) struct Shared {
     id: usize,
-    remote: Mutex<Vec<usize>>,
+    remote: Mutex<Remote>,
     has_remote: AtomicBool,
     unparker: Unparker,
 }
 
-struct TaskWaker {
-    key: usize,
-    /// True from a wake until the task is next polled: repeated wakes queue
-    /// the task once.
+/// Wakes from other threads, waiting for the executor to pick them up.
+#[derive(Default)]
+struct Remote {
+    jobs: Vec<Job>,
+    /// The executor is gone: wakes are dropped instead of queued.
+    closed: bool,
+}
+
+/// The waker of the future passed to `run`.
+struct MainWaker {
     scheduled: AtomicBool,
     shared: Arc<Shared>,
 }
 
-impl Wake for TaskWaker {
+impl Wake for MainWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.scheduled.swap(true, Ordering::AcqRel) {
-            schedule(self.key, &self.shared);
+            schedule(Job::Main, &self.shared);
         }
     }
 }
 
-fn schedule(key: usize, shared: &Shared) {
-    let local = CURRENT.with(|current| match current.try_borrow().as_deref() {
-        Ok(Some(inner)) if inner.id == shared.id => {
-            inner.queue.borrow_mut().push_back(key);
-            inner.parker.mark_woken();
-            true
+/// Queues `job` on the executor of `shared`: on its local queue when that
+/// executor is running on this thread, else on its remote queue (and
+/// unparks it).
+pub(crate) fn schedule(job: Job, shared: &Shared) {
+    let mut job = Some(job);
+    // `try_with`: wakes may come from destructors during thread exit.
+    let _ = CURRENT.try_with(|current| {
+        if let Ok(Some(inner)) = current.try_borrow().as_deref() {
+            if inner.id == shared.id {
+                inner.queue.borrow_mut().extend(job.take());
+                inner.parker.mark_woken();
+            }
         }
-        _ => false,
     });
-    if !local {
-        shared
-            .remote
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(key);
-        shared.has_remote.store(true, Ordering::Release);
-        shared.unparker.unpark();
+    let Some(job) = job else { return };
+    let mut remote = shared.remote.lock().unwrap_or_else(|e| e.into_inner());
+    if remote.closed {
+        drop(remote);
+        drop(job);
+        return;
     }
+    remote.jobs.push(job);
+    drop(remote);
+    shared.has_remote.store(true, Ordering::Release);
+    shared.unparker.unpark();
 }
 
 impl Builder {
@@ -159,12 +171,11 @@ impl Builder {
         let parker = Parker::new();
         let shared = Arc::new(Shared {
             id,
-            remote: Mutex::new(Vec::new()),
+            remote: Mutex::default(),
             has_remote: AtomicBool::new(false),
             unparker: parker.unparker(),
         });
-        let main = Arc::new(TaskWaker {
-            key: MAIN,
+        let main = Arc::new(MainWaker {
             scheduled: AtomicBool::new(false),
             shared: Arc::clone(&shared),
         });
@@ -176,8 +187,6 @@ impl Builder {
                 tasks: RefCell::new(Slab::new()),
                 parker,
                 main,
-                running: Cell::new(None),
-                cancel_running: Cell::new(false),
                 on_panic: self.on_panic,
             }),
         }
@@ -223,20 +232,21 @@ impl LocalExecutor {
         let mut cx = Context::from_waker(&main_waker);
         let mut future = pin!(future);
         inner.main.scheduled.store(true, Ordering::Release);
-        inner.queue.borrow_mut().push_back(MAIN);
+        inner.queue.borrow_mut().push_back(Job::Main);
         let mut ticks: u32 = 0;
         loop {
-            let Some(key) = inner.next() else {
-                inner.parker.park();
-                continue;
-            };
-            if key == MAIN {
-                inner.main.scheduled.store(false, Ordering::Release);
-                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                    return output;
+            match inner.next() {
+                None => {
+                    inner.parker.park();
+                    continue;
                 }
-            } else {
-                inner.run_task(key);
+                Some(Job::Main) => {
+                    inner.main.scheduled.store(false, Ordering::Release);
+                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                        return output;
+                    }
+                }
+                Some(Job::Task(task)) => inner.run_task(task),
             }
             ticks += 1;
             if ticks % REACTOR_EVERY == 0 {
@@ -248,12 +258,16 @@ impl LocalExecutor {
     /// Runs one ready task, if there is one; returns whether it did.
     pub fn try_tick(&self) -> bool {
         let _running = Running::enter(&self.inner);
-        match self.inner.next() {
-            Some(key) if key != MAIN => {
-                self.inner.run_task(key);
-                true
+        loop {
+            match self.inner.next() {
+                Some(Job::Task(task)) => {
+                    self.inner.run_task(task);
+                    return true;
+                }
+                // A stale wake of a `run` that has returned.
+                Some(Job::Main) => continue,
+                None => return false,
             }
-            _ => false,
         }
     }
 
@@ -263,11 +277,12 @@ impl LocalExecutor {
         let _driving = DriverGuard::enter();
         loop {
             match self.inner.next() {
-                Some(key) if key != MAIN => {
-                    self.inner.run_task(key);
+                Some(Job::Task(task)) => {
+                    self.inner.run_task(task);
                     return;
                 }
-                _ => self.inner.parker.park(),
+                Some(Job::Main) => {}
+                None => self.inner.parker.park(),
             }
         }
     }
@@ -294,95 +309,84 @@ impl fmt::Debug for LocalExecutor {
 
 impl Drop for LocalExecutor {
     fn drop(&mut self) {
-        // Drop the tasks' futures outside the slab borrow: their destructors
-        // may touch the executor (abort handles, wake others).
+        // From now on, wakes from other threads (and from the destructors
+        // below) are dropped rather than queued.
+        let remote = {
+            let mut remote = self
+                .inner
+                .shared
+                .remote
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            remote.closed = true;
+            std::mem::take(&mut remote.jobs)
+        };
+        drop(remote);
+        // Drop the tasks' futures outside the table's borrow: their
+        // destructors may touch the executor (abort handles, wake others).
         let tasks = std::mem::take(&mut *self.inner.tasks.borrow_mut());
-        drop(tasks);
+        for (_, task) in tasks {
+            task.cancel();
+        }
+        let queue = std::mem::take(&mut *self.inner.queue.borrow_mut());
+        drop(queue);
     }
 }
 
 impl Inner {
     fn spawn<F: Future + 'static>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output> {
-        let state = JoinState::new();
-        let task = TaskFuture::new(future, Rc::clone(&state));
-        let key = {
+        let handle = {
             let mut tasks = self.tasks.borrow_mut();
             let entry = tasks.vacant_entry();
-            let key = entry.key();
-            let flag = Arc::new(TaskWaker {
-                key,
-                scheduled: AtomicBool::new(true),
-                shared: Arc::clone(&self.shared),
-            });
-            entry.insert(Slot {
-                future: Some(Box::pin(task)),
-                waker: Waker::from(Arc::clone(&flag)),
-                flag,
-            });
-            key
+            let (table, queued, handle) =
+                task::allocate(future, entry.key(), Arc::clone(&self.shared));
+            entry.insert(table);
+            self.queue.borrow_mut().push_back(Job::Task(queued));
+            handle
         };
-        self.queue.borrow_mut().push_back(key);
         self.parker.mark_woken();
-        JoinHandle {
-            state,
-            executor: Rc::downgrade(self),
-            key,
-        }
+        JoinHandle::new(handle, Rc::downgrade(self))
     }
 
-    /// The next task to poll. Wakes from other threads join the back of the
+    /// The next job to run. Wakes from other threads join the back of the
     /// queue as soon as they are seen, so a busy local queue cannot starve them.
-    fn next(&self) -> Option<usize> {
+    fn next(&self) -> Option<Job> {
         if self.shared.has_remote.load(Ordering::Relaxed)
             && self.shared.has_remote.swap(false, Ordering::Acquire)
         {
             let mut remote = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
-            self.queue.borrow_mut().extend(remote.drain(..));
+            self.queue.borrow_mut().extend(remote.jobs.drain(..));
         }
         self.queue.borrow_mut().pop_front()
     }
 
-    fn run_task(&self, key: usize) {
-        let (mut future, waker) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(slot) = tasks.get_mut(key) else {
-                return; // a stale wake of a finished or cancelled task
-            };
-            let Some(future) = slot.future.take() else {
-                return;
-            };
-            // Wakes from here on queue the task again.
-            slot.flag.scheduled.store(false, Ordering::Release);
-            (future, slot.waker.clone())
-        };
-        self.running.set(Some(key));
+    /// Polls a queued task; drops it from the table once it is over.
+    fn run_task(&self, task: TaskRef) {
         let quiet = self.on_panic.is_some();
         if quiet {
             QUIET_PANICS.with(|q| q.set(true));
         }
-        let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+        let over = task.run();
         if quiet {
             QUIET_PANICS.with(|q| q.set(false));
         }
-        self.running.set(None);
-        let cancelled = self.cancel_running.replace(false);
-        if poll.is_ready() || cancelled {
-            let slot = self.tasks.borrow_mut().try_remove(key);
-            drop(slot);
-            drop(future);
-        } else if let Some(slot) = self.tasks.borrow_mut().get_mut(key) {
-            slot.future = Some(future);
+        if over {
+            self.forget(task.as_ptr());
         }
     }
 
-    /// Cancels a task (from `JoinHandle::abort`).
-    pub(crate) fn cancel(&self, key: usize) {
-        if self.running.get() == Some(key) {
-            self.cancel_running.set(true);
-            return;
-        }
-        let slot = self.tasks.borrow_mut().try_remove(key);
-        drop(slot);
+    /// Drops the table's reference to a task whose future is gone (from
+    /// `JoinHandle::abort`).
+    pub(crate) fn forget(&self, task: NonNull<Header>) {
+        let key = task::key(task);
+        let removed = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get(key) {
+                Some(entry) if entry.is(task) => tasks.try_remove(key),
+                _ => None,
+            }
+        };
+        drop(removed);
     }
 }
 

@@ -2,15 +2,14 @@
 //! when it does not produce one.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Weak;
 use std::task::{Context, Poll, Waker};
 
 use crate::executor::Inner;
+use crate::task::Handle;
 
 /// Why a task produced no output.
 pub struct JoinError {
@@ -102,82 +101,13 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// Where a task's outcome meets its handle.
-pub(crate) struct JoinState<T> {
-    pub(crate) outcome: RefCell<Outcome<T>>,
-}
-
+/// A task's join slot: what its handle will yield.
 pub(crate) enum Outcome<T> {
+    /// Not finished; the waker of whoever awaits the handle.
     Running(Option<Waker>),
     Done(Result<T, JoinError>),
+    /// Yielded by the handle already (or the handle is gone).
     Taken,
-}
-
-impl<T> JoinState<T> {
-    pub(crate) fn new() -> Rc<JoinState<T>> {
-        Rc::new(JoinState {
-            outcome: RefCell::new(Outcome::Running(None)),
-        })
-    }
-
-    /// Records the outcome (the first one wins) and wakes the handle.
-    pub(crate) fn finish(&self, result: Result<T, JoinError>) {
-        let previous = {
-            let mut outcome = self.outcome.borrow_mut();
-            if !matches!(*outcome, Outcome::Running(_)) {
-                return;
-            }
-            std::mem::replace(&mut *outcome, Outcome::Done(result))
-        };
-        if let Outcome::Running(Some(waker)) = previous {
-            waker.wake();
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future an executor runs for a spawned task: polls the user's
-    /// future inside `catch_unwind` and hands the outcome to the handle.
-    pub(crate) struct TaskFuture<F: Future> {
-        #[pin]
-        future: F,
-        state: Rc<JoinState<F::Output>>,
-    }
-
-    impl<F: Future> PinnedDrop for TaskFuture<F> {
-        // Dropped before finishing (aborted, or its executor dropped): the
-        // handle learns it was cancelled. A no-op after the task finished.
-        fn drop(this: Pin<&mut Self>) {
-            this.project().state.finish(Err(JoinError::cancelled()));
-        }
-    }
-}
-
-impl<F: Future> TaskFuture<F> {
-    pub(crate) fn new(future: F, state: Rc<JoinState<F::Output>>) -> Self {
-        TaskFuture { future, state }
-    }
-}
-
-impl<F: Future> Future for TaskFuture<F> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let future = this.future;
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => {
-                this.state.finish(Ok(output));
-                Poll::Ready(())
-            }
-            Err(payload) => {
-                crate::executor::report_panic(payload.as_ref());
-                this.state.finish(Err(JoinError::panicked(payload)));
-                Poll::Ready(())
-            }
-        }
-    }
 }
 
 /// A handle to a spawned task: await it for the task's output.
@@ -186,28 +116,46 @@ impl<F: Future> Future for TaskFuture<F> {
 /// `spawn(handle(conn))` needs nothing more). [`abort`](Self::abort) cancels it.
 #[must_use = "dropping a JoinHandle detaches the task; bind it to `_task` or call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
-    pub(crate) state: Rc<JoinState<T>>,
-    pub(crate) executor: Weak<Inner>,
-    pub(crate) key: usize,
+    task: Handle<T>,
+    executor: Weak<Inner>,
 }
 
 impl<T> JoinHandle<T> {
+    /// The handle of a task just spawned on `executor`.
+    pub(crate) fn new(task: Handle<T>, executor: Weak<Inner>) -> JoinHandle<T> {
+        JoinHandle { task, executor }
+    }
+
     /// Cancels the task: its future is dropped (at once, unless it is the
     /// task running right now, in which case when its poll returns), and
     /// awaiting the handle yields a cancelled [`JoinError`]. No effect on a
     /// finished task.
     pub fn abort(&self) {
-        if !self.is_finished() {
+        if self.is_finished() {
+            return;
+        }
+        if self.task.cancel() {
             if let Some(executor) = self.executor.upgrade() {
-                executor.cancel(self.key);
+                executor.forget(self.task.as_ptr());
             }
-            self.state.finish(Err(JoinError::cancelled()));
+        }
+        let waker = self.task.with_outcome(|outcome| match outcome {
+            Outcome::Running(waker) => {
+                let waker = waker.take();
+                *outcome = Outcome::Done(Err(JoinError::cancelled()));
+                waker
+            }
+            _ => None,
+        });
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
     /// Whether the task has finished (with output, a panic, or cancellation).
     pub fn is_finished(&self) -> bool {
-        !matches!(*self.state.outcome.borrow(), Outcome::Running(_))
+        self.task
+            .with_outcome(|outcome| !matches!(outcome, Outcome::Running(_)))
     }
 
     /// Lets the task run on without a handle (the same as dropping it).
@@ -218,8 +166,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut outcome = self.state.outcome.borrow_mut();
-        match &mut *outcome {
+        self.task.with_outcome(|outcome| match outcome {
             Outcome::Running(waker) => {
                 match waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
@@ -227,12 +174,12 @@ impl<T> Future for JoinHandle<T> {
                 }
                 Poll::Pending
             }
-            Outcome::Done(_) => match std::mem::replace(&mut *outcome, Outcome::Taken) {
+            Outcome::Done(_) => match std::mem::replace(outcome, Outcome::Taken) {
                 Outcome::Done(result) => Poll::Ready(result),
                 _ => unreachable!(),
             },
             Outcome::Taken => panic!("JoinHandle polled after it returned the task's result"),
-        }
+        })
     }
 }
 

@@ -379,6 +379,126 @@ fn dropping_an_executor_cancels_its_tasks() {
     assert!(err.is_cancelled());
 }
 
+/// A waker of a stored task kept by another thread.
+type Stash = Arc<std::sync::Mutex<Option<std::task::Waker>>>;
+
+/// Pending forever, leaving its waker in `stash` for another thread.
+async fn park_waker_in(stash: Stash) {
+    std::future::poll_fn(|cx| {
+        *stash.lock().unwrap() = Some(cx.waker().clone());
+        std::task::Poll::<()>::Pending
+    })
+    .await
+}
+
+/// Records the thread it is dropped on.
+struct DropThread(Arc<std::sync::Mutex<Option<thread::ThreadId>>>);
+
+impl Drop for DropThread {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(thread::current().id());
+    }
+}
+
+#[test]
+fn wakers_outliving_their_task_and_executor_are_harmless() {
+    // A waker kept by another thread after the task finished, and after its
+    // executor is gone: waking and dropping it there does nothing (and, as
+    // valgrind checks, touches no freed memory).
+    let stash: Stash = Arc::default();
+    let ex = LocalExecutor::new();
+    let task = ex.spawn({
+        let stash = stash.clone();
+        async move {
+            std::future::poll_fn(|cx| {
+                let first = stash.lock().unwrap().is_none();
+                *stash.lock().unwrap() = Some(cx.waker().clone());
+                if first {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(7)
+                }
+            })
+            .await
+        }
+    });
+    assert_eq!(ex.run(task).unwrap(), 7);
+    let waker = stash.lock().unwrap().take().unwrap();
+    let still = ex.spawn(park_waker_in(stash.clone()));
+    assert!(ex.try_tick());
+    let parked = stash.lock().unwrap().take().unwrap();
+    drop(ex);
+    assert!(still.is_finished());
+    thread::spawn(move || {
+        waker.wake_by_ref();
+        waker.wake();
+        parked.wake_by_ref();
+        parked.clone().wake();
+        drop(parked);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn outputs_and_futures_are_dropped_on_the_executor_thread() {
+    // The last reference to a task can be a waker on another thread; the
+    // task's future and its output (which need not be Send) must still be
+    // dropped here, on the executor's thread.
+    let future_dropped_on = Arc::default();
+    let output_dropped_on = Arc::default();
+    let stash: Stash = Arc::default();
+    let ex = LocalExecutor::new();
+    let guard = DropThread(Arc::clone(&future_dropped_on));
+    let output = DropThread(Arc::clone(&output_dropped_on));
+    let first = Rc::new(Cell::new(true));
+    ex.spawn({
+        let stash = stash.clone();
+        async move {
+            let _guard = guard;
+            let _not_send = Rc::new(());
+            std::future::poll_fn(|cx| {
+                *stash.lock().unwrap() = Some(cx.waker().clone());
+                if first.replace(false) {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            })
+            .await;
+            output
+        }
+    })
+    .detach();
+    while ex.try_tick() {}
+    assert!(ex.is_empty());
+    let here = thread::current().id();
+    assert_eq!(*future_dropped_on.lock().unwrap(), Some(here));
+    assert_eq!(*output_dropped_on.lock().unwrap(), Some(here));
+    let waker = stash.lock().unwrap().take().unwrap();
+    thread::spawn(move || drop(waker)).join().unwrap();
+}
+
+#[test]
+fn a_finished_task_has_dropped_its_future_when_the_handle_yields() {
+    let dropped = Rc::new(Cell::new(false));
+    let guard = SetOnDrop(dropped.clone());
+    let seen = bounded(async move {
+        let task = spawn(async move {
+            let _guard = guard;
+            yield_now().await;
+        });
+        task.await.unwrap();
+        dropped.get()
+    });
+    assert!(
+        seen,
+        "the task's locals were dropped before its handle yielded"
+    );
+}
+
 #[test]
 fn executors_on_several_threads_share_the_reactor() {
     let total = Arc::new(AtomicUsize::new(0));

@@ -1,0 +1,413 @@
+//! A spawned task in one heap allocation: a header (reference count,
+//! scheduled flag, the executor's shared queue, bookkeeping), the join slot
+//! its [`JoinHandle`](crate::JoinHandle) reads, and the future itself.
+//!
+//! The allocation is reached through type-erased pointers: the executor's
+//! task table, queue entries, `Waker`s and the join handle each hold one
+//! counted reference ([`TaskRef`]). A `Waker` is the task pointer with a
+//! static vtable, so polling a task needs no waker allocation and no
+//! reference-count traffic.
+//!
+//! Thread rules, on which every `unsafe` block below relies:
+//! - The future, the join slot and the `Cell` fields of the header are only
+//!   touched on the executor's thread: the executor and the join handle are
+//!   `!Send`, and only they reach those parts.
+//! - Wakers (which are `Send`) touch only `refs`, `scheduled`, `shared` and
+//!   `vtable`, which are atomic or `Sync`.
+//! - When the last reference is dropped, possibly by a waker on another
+//!   thread, the future has already been dropped in place and the join slot
+//!   emptied, both on the executor's thread (the executor drops the future
+//!   before releasing its reference; the join handle empties the slot before
+//!   releasing its own, and a task whose handle is gone drops its output at
+//!   once). Freeing then drops nothing of the task's types but the
+//!   `Arc<Shared>`.
+
+use std::cell::{Cell, UnsafeCell};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use crate::executor::{report_panic, schedule, Job, Shared};
+use crate::join::{JoinError, Outcome};
+
+/// The start of every task allocation.
+#[repr(C)]
+pub(crate) struct Header {
+    // Touched from any thread.
+    refs: AtomicUsize,
+    /// True from a wake until the task is next polled: repeated wakes queue
+    /// the task once.
+    scheduled: AtomicBool,
+    shared: Arc<Shared>,
+    vtable: &'static TaskVTable,
+    // Touched on the executor's thread only.
+    /// The task's key in the executor's task table.
+    key: Cell<usize>,
+    /// The future has not been dropped yet.
+    alive: Cell<bool>,
+    /// The future is being polled right now.
+    polling: Cell<bool>,
+    /// `abort` was called while the task was being polled.
+    cancel: Cell<bool>,
+    /// The join handle still exists.
+    handle: Cell<bool>,
+}
+
+/// The header and the join slot: the part of a task whose layout depends
+/// only on the output type, so a `JoinHandle<T>` can reach it.
+#[repr(C)]
+struct Prefix<T> {
+    header: Header,
+    outcome: UnsafeCell<Outcome<T>>,
+}
+
+/// A whole task allocation.
+#[repr(C)]
+struct RawTask<F: Future> {
+    prefix: Prefix<F::Output>,
+    future: UnsafeCell<ManuallyDrop<F>>,
+}
+
+/// What the executor needs to do with a task without knowing its type.
+struct TaskVTable {
+    /// Polls the future; on completion drops it and records the outcome.
+    /// Returns whether the task finished.
+    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
+    /// Drops the future (if still alive) and records a cancellation.
+    cancel: unsafe fn(NonNull<Header>),
+    /// Frees the allocation.
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// One counted reference to a task.
+pub(crate) struct TaskRef(NonNull<Header>);
+
+// SAFETY: a `TaskRef` that crosses threads (a wake queued on the remote
+// queue, a waker dropped elsewhere) is only used there to touch the
+// reference count and the `Sync` parts of the header, or to free the
+// allocation, which by the module's rules drops nothing thread-bound.
+unsafe impl Send for TaskRef {}
+
+/// Allocates a task for `future` with key `key`, queued to run. Returns the
+/// table's reference, the queue's reference and the join handle's.
+pub(crate) fn allocate<F: Future + 'static>(
+    future: F,
+    key: usize,
+    shared: Arc<Shared>,
+) -> (TaskRef, TaskRef, Handle<F::Output>) {
+    let task = Box::new(RawTask {
+        prefix: Prefix {
+            header: Header {
+                refs: AtomicUsize::new(3),
+                scheduled: AtomicBool::new(true),
+                shared,
+                vtable: &RawTask::<F>::VTABLE,
+                key: Cell::new(key),
+                alive: Cell::new(true),
+                polling: Cell::new(false),
+                cancel: Cell::new(false),
+                handle: Cell::new(true),
+            },
+            outcome: UnsafeCell::new(Outcome::Running(None)),
+        },
+        future: UnsafeCell::new(ManuallyDrop::new(future)),
+    });
+    // `RawTask` is `repr(C)` with the header first: the pointers coincide.
+    let header = NonNull::from(Box::leak(task)).cast::<Header>();
+    let handle = Handle {
+        ptr: header,
+        _marker: PhantomData,
+    };
+    (TaskRef(header), TaskRef(header), handle)
+}
+
+impl<F: Future> RawTask<F> {
+    const VTABLE: TaskVTable = TaskVTable {
+        poll: Self::poll,
+        cancel: Self::cancel,
+        dealloc: Self::dealloc,
+    };
+
+    /// # Safety
+    /// On the executor's thread, with the future alive and not being polled.
+    unsafe fn poll(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
+        let task = ptr.cast::<RawTask<F>>().as_ptr();
+        // SAFETY: the future is alive, never moved since allocation (the
+        // allocation is never moved), and only this call touches it now.
+        let future = unsafe { Pin::new_unchecked(&mut **(*task).future.get()) };
+        let result = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => return false,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(payload) => {
+                report_panic(payload.as_ref());
+                Err(JoinError::panicked(payload))
+            }
+        };
+        // SAFETY: on the executor's thread, not being polled any more.
+        unsafe { Self::finish(ptr, result) };
+        true
+    }
+
+    /// # Safety
+    /// On the executor's thread, not while the future is being polled.
+    unsafe fn cancel(ptr: NonNull<Header>) {
+        // SAFETY: as required by this function.
+        unsafe { Self::finish(ptr, Err(JoinError::cancelled())) }
+    }
+
+    /// Drops the future (once), then records `result` for the join handle,
+    /// unless an outcome is already there or the handle is gone.
+    ///
+    /// # Safety
+    /// On the executor's thread, not while the future is being polled.
+    unsafe fn finish(ptr: NonNull<Header>, result: Result<F::Output, JoinError>) {
+        let task = ptr.cast::<RawTask<F>>().as_ptr();
+        // SAFETY: the header is alive while we hold a reference.
+        let header = unsafe { ptr.as_ref() };
+        let mut dropped = Ok(());
+        if header.alive.replace(false) {
+            // SAFETY: the future was alive (and is now marked dropped, so it
+            // is dropped exactly once); nothing else touches it meanwhile.
+            dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+                ManuallyDrop::drop(&mut *(*task).future.get())
+            }));
+        }
+        if header.handle.get() {
+            // SAFETY: the join slot is only touched on this thread, and no
+            // other borrow of it is alive during this call.
+            let outcome = unsafe { &mut *(*task).prefix.outcome.get() };
+            if let Outcome::Running(waker) = outcome {
+                let waker = waker.take();
+                *outcome = Outcome::Done(result);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        }
+        if let Err(payload) = dropped {
+            resume_unwind(payload);
+        }
+    }
+
+    /// # Safety
+    /// The last reference is gone; see the module's thread rules.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        // SAFETY: the pointer came from `Box::leak` of a `RawTask<F>`. The
+        // future is `ManuallyDrop` (already dropped) and the join slot holds
+        // no output and no waker, so this drops only the `Arc<Shared>`.
+        drop(unsafe { Box::from_raw(ptr.cast::<RawTask<F>>().as_ptr()) });
+    }
+}
+
+impl TaskRef {
+    fn header(&self) -> &Header {
+        // SAFETY: the reference we hold keeps the allocation alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Polls the task (on the executor's thread) unless its future is gone.
+    /// Returns whether the task is over (finished, or cancelled by itself
+    /// during the poll), so the executor drops it from its table.
+    pub(crate) fn run(&self) -> bool {
+        let header = self.header();
+        // Wakes from here on queue the task again.
+        header.scheduled.store(false, Ordering::Release);
+        if !header.alive.get() {
+            return false;
+        }
+        header.polling.set(true);
+        // SAFETY: the raw waker is this task's pointer with the waker vtable;
+        // `ManuallyDrop` keeps it from releasing a reference it never took.
+        let waker = ManuallyDrop::new(unsafe {
+            Waker::from_raw(RawWaker::new(self.0.as_ptr().cast(), &WAKER))
+        });
+        // SAFETY: on the executor's thread; the future is alive (checked)
+        // and not already being polled (a task is polled from the queue only).
+        let finished = unsafe { (header.vtable.poll)(self.0, &mut Context::from_waker(&waker)) };
+        header.polling.set(false);
+        if finished {
+            return true;
+        }
+        if header.cancel.replace(false) {
+            // SAFETY: on the executor's thread, after the poll.
+            unsafe { (header.vtable.cancel)(self.0) };
+            return true;
+        }
+        false
+    }
+
+    /// Cancels the task: drops its future now, or right after its poll if
+    /// it is the one being polled. Returns whether it was dropped now.
+    pub(crate) fn cancel(&self) -> bool {
+        cancel(self.0)
+    }
+
+    /// Whether this is a reference to the task at `ptr`.
+    pub(crate) fn is(&self, ptr: NonNull<Header>) -> bool {
+        self.0 == ptr
+    }
+
+    /// The task's pointer (the reference stays with `self`).
+    pub(crate) fn as_ptr(&self) -> NonNull<Header> {
+        self.0
+    }
+}
+
+/// The key in the executor's table of the task at `ptr`.
+pub(crate) fn key(ptr: NonNull<Header>) -> usize {
+    // SAFETY: the caller (a join handle) holds a reference; `key` is only
+    // touched on the executor's thread, which the `!Send` caller is on.
+    unsafe { ptr.as_ref() }.key.get()
+}
+
+/// See [`TaskRef::cancel`]; for the join handle, which holds the pointer.
+pub(crate) fn cancel(ptr: NonNull<Header>) -> bool {
+    // SAFETY: the caller holds a reference.
+    let header = unsafe { ptr.as_ref() };
+    if header.polling.get() {
+        header.cancel.set(true);
+        return false;
+    }
+    if header.alive.get() {
+        // SAFETY: on the executor's thread (the callers are `!Send`), and
+        // the future is not being polled.
+        unsafe { (header.vtable.cancel)(ptr) };
+    }
+    true
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        // SAFETY: we hold a reference.
+        unsafe { acquire(self.0) };
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: we hold a reference and give it up.
+        unsafe { release(self.0) }
+    }
+}
+
+/// Takes one more reference.
+///
+/// # Safety
+/// The caller holds a reference.
+unsafe fn acquire(ptr: NonNull<Header>) {
+    // SAFETY: alive while the caller's reference is.
+    let refs = unsafe { &ptr.as_ref().refs };
+    if refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+        std::process::abort();
+    }
+}
+
+/// Gives up one reference, freeing the task with the last one.
+///
+/// # Safety
+/// The caller holds the reference it gives up.
+unsafe fn release(ptr: NonNull<Header>) {
+    // SAFETY: alive until the count reaches zero below.
+    let header = unsafe { ptr.as_ref() };
+    if header.refs.fetch_sub(1, Ordering::Release) == 1 {
+        fence(Ordering::Acquire);
+        let dealloc = header.vtable.dealloc;
+        // SAFETY: this was the last reference.
+        unsafe { dealloc(ptr) };
+    }
+}
+
+/// Queues the task unless it is queued already. Takes a new reference for
+/// the queue entry.
+fn wake_by_ref(ptr: NonNull<Header>) {
+    // SAFETY: the waker calling this holds a reference.
+    let header = unsafe { ptr.as_ref() };
+    if !header.scheduled.swap(true, Ordering::AcqRel) {
+        // SAFETY: as above.
+        unsafe { acquire(ptr) };
+        schedule(Job::Task(TaskRef(ptr)), &header.shared);
+    }
+}
+
+static WAKER: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn header_ptr(data: *const ()) -> NonNull<Header> {
+    // SAFETY: task wakers are made from non-null task pointers only.
+    unsafe { NonNull::new_unchecked(data.cast_mut().cast::<Header>()) }
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: the waker being cloned holds a reference.
+    unsafe { acquire(header_ptr(data)) };
+    RawWaker::new(data, &WAKER)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    let ptr = header_ptr(data);
+    wake_by_ref(ptr);
+    // SAFETY: a consumed waker gives up its reference.
+    unsafe { release(ptr) };
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    wake_by_ref(header_ptr(data));
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: a dropped waker gives up its reference.
+    unsafe { release(header_ptr(data)) };
+}
+
+/// The join handle's reference to its task, typed by the task's output.
+pub(crate) struct Handle<T> {
+    ptr: NonNull<Header>,
+    /// `!Send`: the join slot lives on the executor's thread.
+    _marker: PhantomData<(Rc<()>, T)>,
+}
+
+impl<T> Handle<T> {
+    /// Runs `f` on the task's join slot.
+    pub(crate) fn with_outcome<R>(&self, f: impl FnOnce(&mut Outcome<T>) -> R) -> R {
+        // SAFETY: `RawTask<F>` starts with `Prefix<F::Output>` (`repr(C)`)
+        // and `T` is `F::Output` (see `allocate`); we hold a reference; the
+        // handle is `!Send`, so this is the executor's thread; the borrow
+        // ends with `f`, and `f` (the join handle's code) never polls,
+        // cancels or finishes a task.
+        let outcome = unsafe { &mut *(*self.ptr.cast::<Prefix<T>>().as_ptr()).outcome.get() };
+        f(outcome)
+    }
+
+    /// Cancels the task; see [`TaskRef::cancel`].
+    pub(crate) fn cancel(&self) -> bool {
+        cancel(self.ptr)
+    }
+
+    /// The task's pointer.
+    pub(crate) fn as_ptr(&self) -> NonNull<Header> {
+        self.ptr
+    }
+}
+
+impl<T> Drop for Handle<T> {
+    /// Empties the join slot (dropping the output or the stored waker here,
+    /// on the executor's thread), tells the task to drop its output at once
+    /// when it finishes, and gives up the handle's reference.
+    fn drop(&mut self) {
+        // SAFETY: we hold a reference; `handle` is only touched on this
+        // (the executor's) thread.
+        unsafe { self.ptr.as_ref() }.handle.set(false);
+        let taken = self.with_outcome(|outcome| std::mem::replace(outcome, Outcome::Taken));
+        drop(taken);
+        // SAFETY: the handle's reference, given up once.
+        unsafe { release(self.ptr) };
+    }
+}
