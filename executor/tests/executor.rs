@@ -434,8 +434,9 @@ fn wakers_outliving_their_task_and_executor_are_harmless() {
         waker.wake_by_ref();
         waker.wake();
         parked.wake_by_ref();
-        parked.clone().wake();
+        let clone = parked.clone();
         drop(parked);
+        clone.wake();
     })
     .join()
     .unwrap();
