@@ -44,11 +44,11 @@ pub(crate) struct Source {
     pub(crate) fd: RawFd,
     /// The key in the reactor's slab, also the selector token.
     pub(crate) key: usize,
-    /// Mirrors of `Direction::tick`, readable without the lock; written only
-    /// under it.
+    /// Per direction, bumped by every event that concerns it. Read without
+    /// the lock; written only under it.
     ticks: [AtomicU64; 2],
-    /// Mirrors of `Direction::consumed`, likewise: lets `known_blocked` skip
-    /// the lock on the hot path.
+    /// Per direction, the tick at which an operation last found it empty.
+    /// Likewise: lets `known_blocked` skip the lock on the hot path.
     consumed: [AtomicU64; 2],
     state: Mutex<State>,
 }
@@ -56,63 +56,83 @@ pub(crate) struct Source {
 #[derive(Debug, Default)]
 struct State {
     dirs: [Direction; 2],
+    /// Per direction: an event said it is closed or failed (read_closed,
+    /// write_closed, error). Final, so it is never again believed drained.
+    closed: [bool; 2],
     /// Oneshot backends (poll, select): the directions the registration is
     /// armed for. Firing disarms all; a waiter re-arms its direction.
     armed: Interest,
 }
 
-#[derive(Debug)]
+/// The wakers waiting on one direction. Kept small, since every idle
+/// connection has two: the usual case (one task reading) needs no
+/// allocation.
+#[derive(Debug, Default)]
 struct Direction {
-    tick: u64,
-    consumed: u64,
-    /// An event said this direction is closed or failed (read_closed,
-    /// write_closed, error): final, so it is never again believed drained.
-    closed: bool,
-    /// Wakers stored by `poll_*` calls (`AsyncRead`, `read_with`, ...),
-    /// deduplicated; all are woken by the next event.
+    /// The first waker stored by a `poll_*` call (`AsyncRead`, `read_with`, ...).
+    waker: Option<Waker>,
+    /// Allocated on first need: further wakers, and waiter slots.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
+    /// More wakers stored by `poll_*` calls, deduplicated with `waker`; all
+    /// are woken by the next event.
     wakers: Vec<Waker>,
     /// Wakers of `Readable`/`Writable` futures, which remove their slot when
     /// dropped. `None` once woken.
     waiters: Slab<Option<Waker>>,
 }
 
-impl Default for Direction {
-    fn default() -> Direction {
-        Direction {
-            tick: 1,
-            consumed: 0,
-            closed: false,
-            wakers: Vec::new(),
-            waiters: Slab::new(),
-        }
-    }
-}
-
 impl Direction {
     fn waiting(&self) -> usize {
-        self.wakers.len() + self.waiters.iter().filter(|(_, w)| w.is_some()).count()
+        let extra = self.extra.as_deref().map_or(0, |extra| {
+            extra.wakers.len() + extra.waiters.iter().filter(|(_, w)| w.is_some()).count()
+        });
+        usize::from(self.waker.is_some()) + extra
     }
 
     /// Stores the waker of `cx`, seen at `tick`: in the future's `slot`, or
-    /// (deduplicated) in the shared list when there is no slot.
+    /// (deduplicated) among the shared wakers when there is no slot.
     fn store(&mut self, tick: u64, slot: Option<&mut WaiterSlot>, cx: &Context<'_>) {
+        let waker = cx.waker();
         match slot {
-            None => {
-                if !self.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    self.wakers.push(cx.waker().clone());
+            None => match &self.waker {
+                None => self.waker = Some(waker.clone()),
+                Some(w) if w.will_wake(waker) => {}
+                Some(_) => {
+                    let wakers = &mut self.extra.get_or_insert_with(Box::default).wakers;
+                    if !wakers.iter().any(|w| w.will_wake(waker)) {
+                        wakers.push(waker.clone());
+                    }
+                }
+            },
+            Some(slot) => {
+                let waiters = &mut self.extra.get_or_insert_with(Box::default).waiters;
+                match slot.0 {
+                    Some((key, _)) => {
+                        let entry = &mut waiters[key];
+                        match entry {
+                            Some(w) if w.will_wake(waker) => {}
+                            _ => *entry = Some(waker.clone()),
+                        }
+                        slot.0 = Some((key, tick));
+                    }
+                    None => slot.0 = Some((waiters.insert(Some(waker.clone())), tick)),
                 }
             }
-            Some(slot) => match slot.0 {
-                Some((key, _)) => {
-                    let entry = &mut self.waiters[key];
-                    match entry {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => *entry = Some(cx.waker().clone()),
-                    }
-                    slot.0 = Some((key, tick));
-                }
-                None => slot.0 = Some((self.waiters.insert(Some(cx.waker().clone())), tick)),
-            },
+        }
+    }
+
+    /// Moves every stored waker into `wakers` (an event arrived).
+    fn take_wakers(&mut self, wakers: &mut Vec<Waker>) {
+        wakers.extend(self.waker.take());
+        if let Some(extra) = self.extra.as_deref_mut() {
+            wakers.append(&mut extra.wakers);
+            for (_, waiter) in extra.waiters.iter_mut() {
+                wakers.extend(waiter.take());
+            }
         }
     }
 }
@@ -157,13 +177,11 @@ impl Source {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         let mut state = self.state();
-        let d = &mut state.dirs[dir as usize];
-        if d.tick != tick {
+        if self.tick(dir) != tick {
             return Poll::Ready(Ok(()));
         }
-        d.consumed = tick;
         self.consumed[dir as usize].store(tick, Ordering::Release);
-        d.store(tick, slot, cx);
+        state.dirs[dir as usize].store(tick, slot, cx);
         self.arm(reactor, &mut state, dir)?;
         drop(state);
         reactor.waiting();
@@ -199,13 +217,11 @@ impl Source {
                 return Poll::Ready(Ok(()));
             }
             let mut state = self.state();
-            let d = &mut state.dirs[dir as usize];
-            if d.tick != tick {
+            if self.tick(dir) != tick {
                 continue;
             }
-            d.consumed = tick;
             self.consumed[dir as usize].store(tick, Ordering::Release);
-            d.store(tick, slot, cx);
+            state.dirs[dir as usize].store(tick, slot, cx);
             self.arm(reactor, &mut state, dir)?;
             drop(state);
             reactor.waiting();
@@ -225,10 +241,8 @@ impl Source {
     /// `WouldBlock`. No effect if an event arrived since `tick`, or once
     /// the direction is closed (end of stream needs no new event).
     pub(crate) fn drained(&self, dir: Dir, tick: u64) {
-        let mut state = self.state();
-        let d = &mut state.dirs[dir as usize];
-        if d.tick == tick && !d.closed {
-            d.consumed = tick;
+        let state = self.state();
+        if self.tick(dir) == tick && !state.closed[dir as usize] {
             self.consumed[dir as usize].store(tick, Ordering::Release);
         }
     }
@@ -236,7 +250,9 @@ impl Source {
     /// Forgets a future's waiter slot.
     pub(crate) fn remove_waiter(&self, dir: Dir, slot: &mut WaiterSlot) {
         if let Some((key, _)) = slot.0.take() {
-            self.state().dirs[dir as usize].waiters.try_remove(key);
+            if let Some(extra) = self.state().dirs[dir as usize].extra.as_deref_mut() {
+                extra.waiters.try_remove(key);
+            }
         }
     }
 
@@ -263,24 +279,19 @@ impl Source {
         let write = event.writable() || event.write_closed() || event.error();
         let mut state = self.state();
         if event.read_closed() || event.error() {
-            state.dirs[Dir::Read as usize].closed = true;
+            state.closed[Dir::Read as usize] = true;
         }
         if event.write_closed() || event.error() {
-            state.dirs[Dir::Write as usize].closed = true;
+            state.closed[Dir::Write as usize] = true;
         }
         for (fired, dir) in [(read, Dir::Read), (write, Dir::Write)] {
             if !fired {
                 continue;
             }
-            let d = &mut state.dirs[dir as usize];
-            d.tick += 1;
-            self.ticks[dir as usize].store(d.tick, Ordering::Release);
-            wakers.append(&mut d.wakers);
-            for (_, waiter) in d.waiters.iter_mut() {
-                if let Some(w) = waiter.take() {
-                    wakers.push(w);
-                }
-            }
+            // Written only under the lock, so load + store is an increment.
+            let tick = &self.ticks[dir as usize];
+            tick.store(tick.load(Ordering::Relaxed) + 1, Ordering::Release);
+            state.dirs[dir as usize].take_wakers(wakers);
         }
         if reactor.mode() == Mode::Oneshot {
             // The event disarmed the registration; re-arm for whoever is
@@ -317,3 +328,17 @@ impl Source {
 /// seen when it was stored.
 #[derive(Debug, Default)]
 pub(crate) struct WaiterSlot(Option<(usize, u64)>);
+
+#[cfg(test)]
+mod tests {
+    /// Every connection holds a `Source` (in an `Arc`), so its size is part
+    /// of the idle-connection memory budget (issue 5: 256 B beside the read
+    /// buffer). On 64-bit targets it fits in one 128-byte allocation with
+    /// the `Arc` counts.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_source_stays_within_its_memory_budget() {
+        let size = std::mem::size_of::<super::Source>();
+        assert!(size + 16 <= 128, "Source grew to {size} bytes");
+    }
+}

@@ -83,91 +83,97 @@ fn timer_at_never_fires_early_and_past_deadlines_fire_at_once() {
     });
 }
 
+/// Starts a timer for each of `offsets` (after a base `margin` from now),
+/// polls each once so that all are registered before any is due, and
+/// returns the offsets in the order their timers completed. Checks that
+/// none fired early and each yielded its deadline. `None` if the setup
+/// outlasted `margin` (a loaded machine), which would void the order.
+fn completion_order(offsets: &[Duration], margin: Duration) -> Option<Vec<Duration>> {
+    let base = Instant::now() + margin;
+    let fired = RefCell::new(Vec::with_capacity(offsets.len()));
+    let mut in_time = true;
+    block_on(async {
+        let mut set: FuturesUnordered<_> = offsets
+            .iter()
+            .map(|&offset| {
+                let fired = &fired;
+                async move {
+                    let deadline = base + offset;
+                    let yielded = Timer::at(deadline).await;
+                    assert!(Instant::now() >= deadline, "a timer fired early");
+                    assert_eq!(yielded, deadline);
+                    fired.borrow_mut().push(offset);
+                }
+            })
+            .collect();
+        // Poll every timer once (they register), then wait for all.
+        std::future::poll_fn(|cx| {
+            in_time = set.poll_next_unpin(cx).is_pending() && Instant::now() < base;
+            Poll::Ready(())
+        })
+        .await;
+        while set.next().await.is_some() {}
+    });
+    let fired = fired.into_inner();
+    assert_eq!(fired.len(), offsets.len());
+    in_time.then_some(fired)
+}
+
+/// [`completion_order`] with `margin`, retried with larger margins while
+/// the machine is too busy for the setup to finish in time.
+fn completion_order_with_retries(offsets: &[Duration], margin: Duration) -> Vec<Duration> {
+    for attempt in 0..3 {
+        if let Some(order) = completion_order(offsets, margin * 4u32.pow(attempt)) {
+            return order;
+        }
+    }
+    panic!(
+        "setting up {} timers never finished within {margin:?} × 16",
+        offsets.len()
+    );
+}
+
+/// Panics unless `order` is sorted, naming the first inversion.
+fn assert_in_deadline_order(order: &[Duration]) {
+    if let Some(i) = order.windows(2).position(|w| w[0] > w[1]) {
+        panic!(
+            "timer {i} (deadline {:?} after base) completed before one due {:?} after base",
+            order[i],
+            order[i + 1]
+        );
+    }
+}
+
 #[test]
 fn timers_fire_in_deadline_order() {
     bounded("deadline_order", || {
-        let order = RefCell::new(Vec::new());
-        block_on(async {
-            let base = Instant::now() + Duration::from_millis(5);
-            // Deadlines 0..20 ms apart, inserted shuffled.
-            let mut ranks: Vec<u64> = (0..20).collect();
-            let mut rng = Rng::new(7);
-            for i in (1..ranks.len()).rev() {
-                ranks.swap(i, rng.below(i as u64 + 1) as usize);
-            }
-            let set: FuturesUnordered<_> = ranks
-                .iter()
-                .map(|&rank| {
-                    let order = &order;
-                    async move {
-                        let deadline = base + Duration::from_millis(rank);
-                        Timer::at(deadline).await;
-                        assert!(Instant::now() >= deadline);
-                        order.borrow_mut().push(rank);
-                    }
-                })
-                .collect();
-            set.collect::<Vec<()>>().await;
-        });
-        assert_eq!(order.into_inner(), (0..20).collect::<Vec<_>>());
+        // Deadlines 1 ms apart, inserted shuffled.
+        let mut ranks: Vec<u64> = (0..20).collect();
+        let mut rng = Rng::new(7);
+        for i in (1..ranks.len()).rev() {
+            ranks.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let offsets: Vec<Duration> = ranks.iter().map(|&r| Duration::from_millis(r)).collect();
+        let order = completion_order_with_retries(&offsets, Duration::from_millis(20));
+        let expected: Vec<Duration> = (0..20).map(Duration::from_millis).collect();
+        assert_eq!(order, expected);
     });
 }
 
 #[test]
 fn hundred_thousand_random_timers_all_fire_in_order_and_none_early() {
     bounded("100k_timers", || {
-        const N: usize = 100_000;
         let mut rng = Rng::new(100_000);
+        let offsets: Vec<Duration> = (0..100_000)
+            .map(|_| Duration::from_micros(rng.below(200_000)))
+            .collect();
         // Creating and first polling 100k timers takes a while in debug
         // builds; the deadlines start after that, so that no timer is
         // already due at its first poll (where it completes in poll order).
-        let setup_margin = Duration::from_millis(700);
-        let base = Instant::now() + setup_margin;
-        let deadlines: Vec<Instant> = (0..N)
-            .map(|_| base + Duration::from_micros(rng.below(200_000)))
-            .collect();
-        let fired = RefCell::new(Vec::with_capacity(N));
-        let first_poll_done = RefCell::new(None);
-        block_on(async {
-            let mut set: FuturesUnordered<_> = deadlines
-                .iter()
-                .map(|&deadline| {
-                    let fired = &fired;
-                    async move {
-                        let yielded = Timer::at(deadline).await;
-                        let now = Instant::now();
-                        assert!(now >= deadline, "a timer fired early");
-                        assert_eq!(yielded, deadline);
-                        fired.borrow_mut().push(deadline);
-                    }
-                })
-                .collect();
-            // Poll every timer once (they register), then wait for all.
-            let first = std::future::poll_fn(|cx| {
-                assert!(set.poll_next_unpin(cx).is_pending());
-                Poll::Ready(())
-            });
-            first.await;
-            *first_poll_done.borrow_mut() = Some(Instant::now());
-            while set.next().await.is_some() {}
-        });
-        let fired = fired.into_inner();
-        assert_eq!(fired.len(), N);
-        let first_poll_done = first_poll_done.into_inner().unwrap();
-        assert!(
-            first_poll_done < base,
-            "setup took more than {setup_margin:?}; the order check would be void"
-        );
-        // Completion order is deadline order: the reactor wakes due timers
-        // in deadline order and FuturesUnordered polls in wake order.
-        if let Some(i) = fired.windows(2).position(|w| w[0] > w[1]) {
-            panic!(
-                "timer {} (deadline {:?} after base) completed before one due {:?} after base",
-                i,
-                fired[i] - base,
-                fired[i + 1] - base
-            );
-        }
+        // Completion order is then deadline order: the reactor wakes due
+        // timers in deadline order and FuturesUnordered polls in wake order.
+        let order = completion_order_with_retries(&offsets, Duration::from_millis(700));
+        assert_in_deadline_order(&order);
     });
 }
 
