@@ -42,14 +42,14 @@ use crate::join::{JoinError, Outcome};
 pub(crate) struct Header {
     // Touched from any thread.
     refs: AtomicUsize,
+    shared: Arc<Shared>,
+    vtable: &'static TaskVTable,
+    /// The task's key in the executor's task table (executor's thread only).
+    key: Cell<usize>,
     /// True from a wake until the task is next polled: repeated wakes queue
     /// the task once.
     scheduled: AtomicBool,
-    shared: Arc<Shared>,
-    vtable: &'static TaskVTable,
     // Touched on the executor's thread only.
-    /// The task's key in the executor's task table.
-    key: Cell<usize>,
     /// The future has not been dropped yet.
     alive: Cell<bool>,
     /// The future is being polled right now.
@@ -106,10 +106,10 @@ pub(crate) fn allocate<F: Future + 'static>(
         prefix: Prefix {
             header: Header {
                 refs: AtomicUsize::new(3),
-                scheduled: AtomicBool::new(true),
                 shared,
                 vtable: &RawTask::<F>::VTABLE,
                 key: Cell::new(key),
+                scheduled: AtomicBool::new(true),
                 alive: Cell::new(true),
                 polling: Cell::new(false),
                 cancel: Cell::new(false),
@@ -409,5 +409,17 @@ impl<T> Drop for Handle<T> {
         drop(taken);
         // SAFETY: the handle's reference, given up once.
         unsafe { release(self.ptr) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection's task carries a header and a join slot beside its
+    /// future; they are part of the idle-connection memory budget.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_task_header_stays_small() {
+        assert_eq!(std::mem::size_of::<super::Header>(), 40);
+        assert!(std::mem::size_of::<super::Prefix<()>>() <= 64);
     }
 }
