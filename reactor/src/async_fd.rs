@@ -171,8 +171,8 @@ impl<T: AsFd> Async<T> {
 
     /// [`poll_read_with`](Self::poll_read_with) for a stream read of up to
     /// `len` bytes: a read that returns fewer (but not 0) shows the fd
-    /// drained, so on epoll (edge-triggered) the next read waits for an
-    /// event instead of making a syscall that would return `WouldBlock`.
+    /// drained, so the next read waits for an event instead of making a
+    /// syscall that would return `WouldBlock`.
     /// Only for stream sockets and pipes, where a short read means empty.
     pub fn poll_read_stream(
         &self,
@@ -185,9 +185,7 @@ impl<T: AsFd> Async<T> {
             tick = self.source.tick(Dir::Read);
             op()
         });
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0 && n < len)
-            && Reactor::get().mode() == tarn_selector::Mode::Edge
-        {
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0 && n < len) {
             self.source.drained(Dir::Read, tick);
         }
         res
@@ -218,12 +216,13 @@ fn poll_io<R>(
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
     let reactor = Reactor::get();
-    let edge = reactor.mode() == tarn_selector::Mode::Edge;
     loop {
         let tick = source.tick(dir);
-        // On epoll, a direction found empty stays empty until an event:
-        // skip the syscall that would say `WouldBlock`.
-        if !(edge && source.known_blocked(dir, tick)) {
+        // A direction found empty stays empty until an event: skip the
+        // syscall that would say `WouldBlock`. (On the oneshot backends the
+        // registration is armed before the task sleeps, and poll/select
+        // report the level, so data that came meanwhile still wakes it.)
+        if !source.known_blocked(dir, tick) {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 res => return Poll::Ready(res),
