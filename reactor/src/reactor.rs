@@ -145,7 +145,13 @@ impl Reactor {
     pub(crate) fn insert_io(&self, fd: RawFd) -> io::Result<Arc<Source>> {
         let mut sources = lock(&self.sources);
         let entry = sources.vacant_entry();
-        let source = Arc::new(Source::new(fd, entry.key()));
+        let key = u32::try_from(entry.key()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "tarn: more than 2^32 sources registered with the reactor",
+            )
+        })?;
+        let source = Arc::new(Source::new(fd, key));
         if self.mode == Mode::Edge {
             let interest = Interest::READABLE | Interest::WRITABLE;
             self.selector
@@ -165,7 +171,7 @@ impl Reactor {
     /// Deregisters a source; must happen before its fd is closed.
     pub(crate) fn remove_io(&self, source: &Source) -> io::Result<()> {
         let mut sources = lock(&self.sources);
-        sources.try_remove(source.key);
+        sources.try_remove(source.key());
         self.selector.deregister(source.fd)
     }
 
@@ -197,7 +203,7 @@ impl Reactor {
                 let waiting = s.waiting();
                 SourceInfo {
                     fd: s.fd,
-                    token: s.key,
+                    token: s.key(),
                     readers: waiting.readers,
                     writers: waiting.writers,
                 }
