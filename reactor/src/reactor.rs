@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst,
+};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -28,6 +31,11 @@ pub struct Reactor {
     notifier: Notifier,
     sources: Mutex<Slab<Arc<Source>>>,
     timers: Mutex<Timers>,
+    /// Every timer due at or before `epoch + fired_until` nanoseconds has
+    /// left `timers` (fired), and none is inserted again: a timer that sees
+    /// its deadline there needs no lock to know its entry is gone.
+    fired_until: AtomicU64,
+    epoch: Instant,
     /// Held by whoever is driving; it owns the event buffer.
     driver: Mutex<Driver>,
     /// Threads waiting for the driver lock to be released.
@@ -110,6 +118,8 @@ impl Reactor {
             mode,
             sources: Mutex::default(),
             timers: Mutex::default(),
+            fired_until: AtomicU64::new(0),
+            epoch: Instant::now(),
             driver: Mutex::new(Driver {
                 events: Events::with_capacity(1024),
                 wakers: Vec::new(),
@@ -246,6 +256,13 @@ impl Reactor {
         let mut timers = lock(&self.timers);
         let id = timers.next_id;
         timers.next_id += 1;
+        if self.has_fired(when) {
+            // Came due since the caller looked at the clock, and timers up
+            // to it have fired already: fire this one now.
+            drop(timers);
+            waker.wake_by_ref();
+            return id;
+        }
         timers.map.insert((when, id), waker.clone());
         let wake_driver = timers.sleeping_until.is_some_and(|until| when < until);
         drop(timers);
@@ -271,7 +288,14 @@ impl Reactor {
 
     /// Cancels a timer (a no-op if it fired).
     pub(crate) fn remove_timer(&self, when: Instant, id: u64) {
-        lock(&self.timers).map.remove(&(when, id));
+        if !self.has_fired(when) {
+            lock(&self.timers).map.remove(&(when, id));
+        }
+    }
+
+    /// Whether every timer due at `when` has fired (left the map).
+    fn has_fired(&self, when: Instant) -> bool {
+        nanos_since(self.epoch, when) <= self.fired_until.load(Acquire)
     }
 
     /// Adds a thread to be unparked when the driver lock is released.
@@ -288,6 +312,19 @@ impl std::fmt::Debug for Reactor {
             .field("backend", &self.backend())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// Nanoseconds from `epoch` to `when` (0 before it), saturating.
+fn nanos_since(epoch: Instant, when: Instant) -> u64 {
+    u64::try_from(when.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Reactor {
+    /// Timers due up to `now` have fired; called under the timers lock.
+    fn fired(&self, now: Instant) {
+        self.fired_until
+            .store(nanos_since(self.epoch, now), Release);
     }
 }
 
@@ -346,6 +383,7 @@ impl ReactorLock<'_> {
             let mut timers = lock(&reactor.timers);
             let now = Instant::now();
             let next_timer = timers.fire(now, &mut wakers);
+            reactor.fired(now);
             let timeout = if wakers.is_empty() {
                 match (timeout, next_timer) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -369,7 +407,9 @@ impl ReactorLock<'_> {
             // due while we slept (one lock for both).
             let mut timers = lock(&reactor.timers);
             timers.sleeping_until = None;
-            timers.fire(Instant::now(), &mut wakers);
+            let now = Instant::now();
+            timers.fire(now, &mut wakers);
+            reactor.fired(now);
         }
         reactor.selects.fetch_add(1, Relaxed);
         if let Err(e) = res {
