@@ -130,7 +130,9 @@ pub(crate) fn schedule(job: Job, shared: &Shared) {
     let _ = CURRENT.try_with(|current| {
         if let Ok(Some(inner)) = current.try_borrow().as_deref() {
             if inner.id == shared.id {
-                inner.queue.borrow_mut().extend(job.take());
+                if let Some(job) = job.take() {
+                    inner.queue.borrow_mut().push_back(job);
+                }
                 inner.parker.mark_woken();
             }
         }

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -161,7 +161,13 @@ impl Parker {
     /// on the parker's own thread, which is running and will see the mark
     /// before it sleeps. Costs no syscall.
     pub fn mark_woken(&self) {
-        self.inner.woken.store(true, SeqCst);
+        // Only this thread sets `woken` back to false (in `park`), so a
+        // relaxed look first is exact, and spares the store on every wake
+        // of a busy executor. Other threads' `unpark` RMWs still order
+        // against `park`'s swap.
+        if !self.inner.woken.load(Relaxed) {
+            self.inner.woken.store(true, Relaxed);
+        }
     }
 
     /// A [`Waker`] that unparks this parker.
