@@ -464,25 +464,28 @@ fn short_timers_from_threads_sharing_the_driver_all_fire() {
     // clock read and its insertion must still fire (no lost wakeup, which
     // the watchdog would turn into a failure), and none fires early.
     // Alone in a child process: the timer gauge is process-wide.
-    common::isolated("short_timers_from_threads_sharing_the_driver_all_fire", || {
-        let threads: Vec<_> = (0..3)
-            .map(|t| {
-                std::thread::spawn(move || {
-                    let mut rng = Rng::new(40 + t);
-                    block_on(async {
-                        for _ in 0..2_000 {
-                            let d = Duration::from_micros(rng.below(30));
-                            let start = Instant::now();
-                            Timer::after(d).await;
-                            assert!(start.elapsed() >= d, "a timer fired early");
-                        }
-                    });
+    common::isolated(
+        "short_timers_from_threads_sharing_the_driver_all_fire",
+        || {
+            let threads: Vec<_> = (0..3)
+                .map(|t| {
+                    std::thread::spawn(move || {
+                        let mut rng = Rng::new(40 + t);
+                        block_on(async {
+                            for _ in 0..2_000 {
+                                let d = Duration::from_micros(rng.below(30));
+                                let start = Instant::now();
+                                Timer::after(d).await;
+                                assert!(start.elapsed() >= d, "a timer fired early");
+                            }
+                        });
+                    })
                 })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(tarn_reactor::Reactor::get().stats().timers, 0);
-    });
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(tarn_reactor::Reactor::get().stats().timers, 0);
+        },
+    );
 }
