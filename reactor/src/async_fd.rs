@@ -215,7 +215,6 @@ fn poll_io<R>(
     cx: &mut Context<'_>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
-    let reactor = Reactor::get();
     loop {
         let tick = source.tick(dir);
         // A direction found empty stays empty until an event: skip the
@@ -228,7 +227,7 @@ fn poll_io<R>(
                 res => return Poll::Ready(res),
             }
         }
-        match source.poll_blocked(reactor, dir, tick, None, cx) {
+        match source.poll_blocked(Reactor::get(), dir, tick, None, cx) {
             Poll::Ready(Ok(())) => continue,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,

@@ -13,7 +13,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -30,11 +30,21 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    fn interest(self) -> Interest {
-        match self {
-            Dir::Read => Interest::READABLE,
-            Dir::Write => Interest::WRITABLE,
+    /// The direction's bit in `Source::closed` and `Source::armed`.
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// The selector interest of the directions in `bits`.
+    fn interest(bits: u8) -> Interest {
+        let mut interest = Interest::NONE;
+        if bits & Dir::Read.bit() != 0 {
+            interest |= Interest::READABLE;
         }
+        if bits & Dir::Write.bit() != 0 {
+            interest |= Interest::WRITABLE;
+        }
+        interest
     }
 }
 
@@ -51,19 +61,20 @@ pub(crate) struct Source {
     /// Per direction, the tick at which an operation last found it empty.
     /// Likewise: lets `known_blocked` skip the lock on the hot path.
     consumed: [AtomicU64; 2],
+    /// Per direction (`Dir::bit`): an event said it is closed or failed
+    /// (read_closed, write_closed, error). Final, so it is never again
+    /// believed drained. Set under the lock, read without it.
+    closed: AtomicU8,
+    /// Oneshot backends (poll, select): the directions (`Dir::bit`) the
+    /// registration is armed for. Firing disarms all; a waiter re-arms its
+    /// direction. Only touched under the lock (atomic only to sit outside
+    /// it, where it costs no padding).
+    armed: AtomicU8,
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    dirs: [Direction; 2],
-    /// Per direction: an event said it is closed or failed (read_closed,
-    /// write_closed, error). Final, so it is never again believed drained.
-    closed: [bool; 2],
-    /// Oneshot backends (poll, select): the directions the registration is
-    /// armed for. Firing disarms all; a waiter re-arms its direction.
-    armed: Interest,
-}
+/// The wakers of both directions, under the source's lock.
+type State = [Direction; 2];
 
 /// The wakers waiting on one direction. Kept small, since every idle
 /// connection has two: the usual case (one task reading) needs no
@@ -152,6 +163,8 @@ impl Source {
             key,
             ticks: [AtomicU64::new(1), AtomicU64::new(1)],
             consumed: [AtomicU64::new(0), AtomicU64::new(0)],
+            closed: AtomicU8::new(0),
+            armed: AtomicU8::new(0),
             state: Mutex::default(),
         }
     }
@@ -192,7 +205,7 @@ impl Source {
             return Poll::Ready(Ok(()));
         }
         self.consumed[dir as usize].store(tick, Ordering::Release);
-        state.dirs[dir as usize].store(tick, slot, cx);
+        state[dir as usize].store(tick, slot, cx);
         self.arm(reactor, &mut state, dir)?;
         drop(state);
         reactor.waiting();
@@ -232,7 +245,7 @@ impl Source {
                 continue;
             }
             self.consumed[dir as usize].store(tick, Ordering::Release);
-            state.dirs[dir as usize].store(tick, slot, cx);
+            state[dir as usize].store(tick, slot, cx);
             self.arm(reactor, &mut state, dir)?;
             drop(state);
             reactor.waiting();
@@ -246,14 +259,16 @@ impl Source {
         self.consumed[dir as usize].load(Ordering::Acquire) == tick
     }
 
-    /// A read that saw `tick` returned less than it asked for: on an
-    /// edge-triggered registration the socket is drained, and the next read
-    /// may wait for an event instead of trying a syscall that would say
-    /// `WouldBlock`. No effect if an event arrived since `tick`, or once
+    /// A read that saw `tick` returned less than it asked for: the socket
+    /// is drained, and the next read may wait for an event instead of
+    /// trying a syscall that would say `WouldBlock`. No effect if an event arrived since `tick`, or once
     /// the direction is closed (end of stream needs no new event).
     pub(crate) fn drained(&self, dir: Dir, tick: u64) {
-        let state = self.state();
-        if self.tick(dir) == tick && !state.closed[dir as usize] {
+        // Without the lock: if an event lands meanwhile it bumps the tick
+        // (and sets `closed` first), so `consumed` ends up naming a past
+        // tick and the direction is not believed blocked. At worst a stale
+        // store costs one read that says `WouldBlock`.
+        if self.tick(dir) == tick && self.closed.load(Ordering::Acquire) & dir.bit() == 0 {
             self.consumed[dir as usize].store(tick, Ordering::Release);
         }
     }
@@ -261,26 +276,25 @@ impl Source {
     /// Forgets a future's waiter slot.
     pub(crate) fn remove_waiter(&self, dir: Dir, slot: &mut WaiterSlot) {
         if let Some((key, _)) = slot.0.take() {
-            if let Some(extra) = self.state().dirs[dir as usize].extra.as_deref_mut() {
+            if let Some(extra) = self.state()[dir as usize].extra.as_deref_mut() {
                 extra.waiters.try_remove(key);
             }
         }
     }
 
     /// On oneshot backends, makes sure the registration is armed for `dir`.
-    fn arm(&self, reactor: &Reactor, state: &mut State, dir: Dir) -> io::Result<()> {
-        let armed = match dir {
-            Dir::Read => state.armed.is_readable(),
-            Dir::Write => state.armed.is_writable(),
-        };
-        if reactor.mode() != Mode::Oneshot || armed {
+    ///
+    /// Called with the lock held (`_state` proves it).
+    fn arm(&self, reactor: &Reactor, _state: &mut State, dir: Dir) -> io::Result<()> {
+        let armed = self.armed.load(Ordering::Relaxed);
+        if reactor.mode() != Mode::Oneshot || armed & dir.bit() != 0 {
             return Ok(());
         }
-        let interest = state.armed | dir.interest();
+        let bits = armed | dir.bit();
         reactor
             .selector()
-            .modify(self.fd, self.token(), interest, Mode::Oneshot)?;
-        state.armed = interest;
+            .modify(self.fd, self.token(), Dir::interest(bits), Mode::Oneshot)?;
+        self.armed.store(bits, Ordering::Relaxed);
         Ok(())
     }
 
@@ -289,11 +303,16 @@ impl Source {
         let read = event.readable() || event.read_closed() || event.error() || event.priority();
         let write = event.writable() || event.write_closed() || event.error();
         let mut state = self.state();
+        let mut closed = 0;
         if event.read_closed() || event.error() {
-            state.closed[Dir::Read as usize] = true;
+            closed |= Dir::Read.bit();
         }
         if event.write_closed() || event.error() {
-            state.closed[Dir::Write as usize] = true;
+            closed |= Dir::Write.bit();
+        }
+        if closed != 0 {
+            // Before the ticks move: see `drained`.
+            self.closed.fetch_or(closed, Ordering::Release);
         }
         for (fired, dir) in [(read, Dir::Read), (write, Dir::Write)] {
             if !fired {
@@ -302,25 +321,25 @@ impl Source {
             // Written only under the lock, so load + store is an increment.
             let tick = &self.ticks[dir as usize];
             tick.store(tick.load(Ordering::Relaxed) + 1, Ordering::Release);
-            state.dirs[dir as usize].take_wakers(wakers);
+            state[dir as usize].take_wakers(wakers);
         }
         if reactor.mode() == Mode::Oneshot {
             // The event disarmed the registration; re-arm for whoever is
             // still waiting on a direction that did not fire.
-            state.armed = Interest::NONE;
-            let mut again = Interest::NONE;
+            self.armed.store(0, Ordering::Relaxed);
+            let mut again = 0;
             for dir in [Dir::Read, Dir::Write] {
-                if state.dirs[dir as usize].waiting() > 0 {
-                    again |= dir.interest();
+                if state[dir as usize].waiting() > 0 {
+                    again |= dir.bit();
                 }
             }
-            if !again.is_empty()
+            if again != 0
                 && reactor
                     .selector()
-                    .modify(self.fd, self.token(), again, Mode::Oneshot)
+                    .modify(self.fd, self.token(), Dir::interest(again), Mode::Oneshot)
                     .is_ok()
             {
-                state.armed = again;
+                self.armed.store(again, Ordering::Relaxed);
             }
         }
     }
@@ -329,8 +348,8 @@ impl Source {
     pub(crate) fn waiting(&self) -> Waiting {
         let state = self.state();
         Waiting {
-            readers: state.dirs[0].waiting(),
-            writers: state.dirs[1].waiting(),
+            readers: state[0].waiting(),
+            writers: state[1].waiting(),
         }
     }
 }
