@@ -174,8 +174,15 @@ fn connections_for(backend: &str, wanted: usize) -> usize {
     }
 }
 
-/// Slowloris connections dripping one byte each per 100 ms from a thread
-/// of their own, until dropped.
+/// The slowloris drip: one byte per connection per `DRIP_PERIOD`, the
+/// connections taking turns in `DRIP_GROUPS` groups spread evenly over the
+/// period, as independent slow clients would be (rather than all at the
+/// same instant).
+const DRIP_PERIOD: Duration = Duration::from_millis(100);
+const DRIP_GROUPS: usize = 10;
+
+/// Slowloris connections dripping one byte each per [`DRIP_PERIOD`] from a
+/// thread of their own, until dropped.
 struct Slowloris {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
@@ -185,24 +192,32 @@ struct Slowloris {
 impl Slowloris {
     /// Opens `count` connections to `addr`, then starts dripping.
     fn start(addr: SocketAddr, protocol: Protocol, count: usize) -> Slowloris {
-        let conns: Vec<TcpStream> = (0..count)
-            .map(|_| connect(addr).expect("a slowloris client cannot connect"))
+        let conns: Vec<Option<TcpStream>> = (0..count)
+            .map(|_| Some(connect(addr).expect("a slowloris client cannot connect")))
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let (stopping, counting) = (Arc::clone(&stop), Arc::clone(&sent));
         let thread = thread::spawn(move || {
             let mut conns = conns;
-            let mut i = 0;
+            let started = Instant::now();
+            let mut turn = 0;
             while !stopping.load(Ordering::Relaxed) {
-                let round = Instant::now();
-                // A connection the server closed is dropped; the rest drip.
-                conns.retain_mut(|conn| conn.write_all(&[protocol.slow_byte(i)]).is_ok());
-                counting.fetch_add(conns.len() as u64, Ordering::Relaxed);
-                i += 1;
-                thread::sleep(Duration::from_millis(100).saturating_sub(round.elapsed()));
+                let (round, group) = (turn / DRIP_GROUPS, turn % DRIP_GROUPS);
+                for slot in conns.iter_mut().skip(group).step_by(DRIP_GROUPS) {
+                    // A connection the server closed stops dripping.
+                    let Some(conn) = slot else { continue };
+                    if conn.write_all(&[protocol.slow_byte(round)]).is_ok() {
+                        counting.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        *slot = None;
+                    }
+                }
+                turn += 1;
+                let next = started + DRIP_PERIOD * turn as u32 / DRIP_GROUPS as u32;
+                thread::sleep(next.saturating_duration_since(Instant::now()));
             }
-            conns.len()
+            conns.iter().flatten().count()
         });
         Slowloris {
             stop,
@@ -258,6 +273,11 @@ fn best_window(addr: SocketAddr, protocol: Protocol, phase: Duration) -> Latency
 
 /// Slowloris connections (one byte per 100 ms each, an HTTP head that
 /// never ends) do not slow the well-behaved clients of either server.
+///
+/// All connections dripping at the same instant would measure something
+/// else, the cost of a burst of events: with 1000 of them, on poll and
+/// select (which re-arm every fd that fired), the good clients' p99 rose
+/// from 0.3 ms to 6.5 ms, on epoll to 2.9 ms.
 #[test]
 fn slowloris_does_not_slow_other_clients() {
     let _alone = alone();
