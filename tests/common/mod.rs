@@ -357,6 +357,23 @@ pub fn rss_kib_of(pid: u32) -> u64 {
     proc_status_kib(&pid.to_string(), "VmRSS")
 }
 
+/// The CPU time (user plus system, all threads) process `pid` has used.
+pub fn cpu_time_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The fields after the command name, which is in parentheses: utime
+    // and stime are the 12th and 13th of them, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
 /// The number of open fds of process `pid`.
 pub fn open_fds_of(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -663,6 +680,22 @@ impl ExampleServer {
     /// Its open fds.
     pub fn open_fds(&self) -> usize {
         open_fds_of(self.child.id())
+    }
+
+    /// Waits until it uses no CPU for 200 ms (at most `patience`); returns
+    /// how long that took: how long it was still busy.
+    pub fn wait_until_idle(&self, patience: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        let mut before = cpu_time_of(self.child.id());
+        while started.elapsed() < patience {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = cpu_time_of(self.child.id());
+            if now == before {
+                return started.elapsed().saturating_sub(Duration::from_millis(200));
+            }
+            before = now;
+        }
+        panic!("{} still busy after {patience:?}", self.label());
     }
 
     /// Fails if the process has exited, with its exit status and the first
