@@ -344,6 +344,7 @@ impl SignalStorm {
 }
 
 impl Drop for SignalStorm {
+    /// Stops the storm, so that it never outlives its target threads.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {

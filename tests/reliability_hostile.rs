@@ -32,9 +32,9 @@ const HELLO: &[u8] =
 /// How long a std client waits for any one reply before failing.
 const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Well-behaved clients measuring latency, and the pause between two of
-/// a client's requests.
+/// Well-behaved clients measuring latency at a time.
 const GOOD_CLIENTS: usize = 4;
+/// The pause between two of a well-behaved client's requests.
 const GOOD_PACE: Duration = Duration::from_millis(1);
 
 /// Fds the select backend leaves for connections: its fd sets stop at
@@ -62,6 +62,7 @@ enum Protocol {
     Http,
 }
 
+/// Both servers, in the order the tests attack them.
 const PROTOCOLS: [Protocol; 2] = [Protocol::Http, Protocol::Echo];
 
 impl Protocol {
@@ -175,10 +176,11 @@ fn connections_for(backend: &str, wanted: usize) -> usize {
 }
 
 /// The slowloris drip: one byte per connection per `DRIP_PERIOD`, the
-/// connections taking turns in `DRIP_GROUPS` groups spread evenly over the
-/// period, as independent slow clients would be (rather than all at the
-/// same instant).
+/// connections taking turns in [`DRIP_GROUPS`] groups spread evenly over
+/// the period, as independent slow clients would be (rather than all at
+/// the same instant).
 const DRIP_PERIOD: Duration = Duration::from_millis(100);
+/// The groups of slowloris connections that take turns dripping.
 const DRIP_GROUPS: usize = 10;
 
 /// Slowloris connections dripping one byte each per [`DRIP_PERIOD`] from a
@@ -241,6 +243,7 @@ impl Slowloris {
 }
 
 impl Drop for Slowloris {
+    /// Stops the drip (the connections close with the thread).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {

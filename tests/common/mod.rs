@@ -470,6 +470,7 @@ impl Latency {
 }
 
 impl std::fmt::Display for Latency {
+    /// "p50 0.10 ms, p99 1.00 ms, max 2.00 ms (1000 requests)".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -547,6 +548,8 @@ impl ServerThread {
 }
 
 impl Drop for ServerThread {
+    /// Stops the server and waits for its thread, ignoring its panic (a
+    /// test failing already).
     fn drop(&mut self) {
         self.stop.take();
         if let Some(thread) = self.thread.take() {
@@ -718,6 +721,7 @@ impl ExampleServer {
 }
 
 impl Drop for ExampleServer {
+    /// Kills the process and reaps it.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
