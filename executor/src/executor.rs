@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use slab::Slab;
-use tarn_reactor::{DriverGuard, Parker, Reactor, Unparker};
+use tarn_reactor::{budget, DriverGuard, Parker, Reactor, Unparker};
 
 use crate::join::JoinHandle;
 use crate::task::{self, Header, TaskRef};
@@ -237,21 +237,24 @@ impl LocalExecutor {
         inner.queue.borrow_mut().push_back(Job::Main);
         let mut ticks: u32 = 0;
         loop {
-            match inner.next() {
+            let busy = match inner.next() {
                 None => {
                     inner.parker.park();
                     continue;
                 }
                 Some(Job::Main) => {
                     inner.main.scheduled.store(false, Ordering::Release);
-                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                        return output;
+                    match budget::with_budget(|| future.as_mut().poll(&mut cx)) {
+                        (Poll::Ready(output), _) => return output,
+                        (Poll::Pending, busy) => busy,
                     }
                 }
                 Some(Job::Task(task)) => inner.run_task(task),
-            }
+            };
             ticks += 1;
-            if ticks % REACTOR_EVERY == 0 {
+            // A task that spent its I/O budget has others' I/O and timers
+            // waiting behind it: look at the reactor now.
+            if busy || ticks % REACTOR_EVERY == 0 {
                 poll_reactor();
             }
         }
@@ -363,18 +366,20 @@ impl Inner {
     }
 
     /// Polls a queued task; drops it from the table once it is over.
-    fn run_task(&self, task: TaskRef) {
+    /// Returns whether the task spent its whole I/O budget.
+    fn run_task(&self, task: TaskRef) -> bool {
         let quiet = self.on_panic.is_some();
         if quiet {
             QUIET_PANICS.with(|q| q.set(true));
         }
-        let over = task.run();
+        let (over, busy) = budget::with_budget(|| task.run());
         if quiet {
             QUIET_PANICS.with(|q| q.set(false));
         }
         if over {
             self.forget(task.as_ptr());
         }
+        busy
     }
 
     /// Drops the table's reference to a task whose future is gone (from

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::budget;
 use crate::reactor::Reactor;
 use crate::source::{Dir, Source, WaiterSlot};
 
@@ -215,6 +216,9 @@ fn poll_io<R>(
     cx: &mut Context<'_>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
+    if budget::poll_proceed(cx).is_pending() {
+        return Poll::Pending;
+    }
     loop {
         let tick = source.tick(dir);
         // A direction found empty stays empty until an event: skip the
@@ -260,6 +264,9 @@ impl<'a> Waiter<'a> {
         cx: &mut Context<'_>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        if budget::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
         loop {
             let tick = self.source.tick(self.dir);
             let res = match op() {

@@ -32,6 +32,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod async_fd;
+pub mod budget;
 mod driver;
 mod reactor;
 mod source;
