@@ -565,3 +565,57 @@ fn cancelled_accept_and_read_leave_the_sockets_usable() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_connection_that_cannot_be_registered_does_not_end_the_accept_loop() {
+    // On select, an accepted fd past FD_SETSIZE (1024) cannot be watched:
+    // that connection is closed and `accept` goes on to the next one. On
+    // epoll and poll the same connection is simply served.
+    common::isolated(
+        "a_connection_that_cannot_be_registered_does_not_end_the_accept_loop",
+        || {
+            let limit = common::raise_nofile_limit();
+            assert!(
+                limit >= 1100,
+                "this test needs RLIMIT_NOFILE >= 1100, have {limit}"
+            );
+            let select = common::backend_name() == "select";
+            run(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                // Fill the fd table past 1024, so the next accepted fd is high.
+                let filler: Vec<std::fs::File> = (0..1030)
+                    .map_while(|_| std::fs::File::open("/dev/null").ok())
+                    .take_while(|f| f.as_raw_fd() < 1030)
+                    .collect();
+                let high = std::net::TcpStream::connect(addr).unwrap();
+                let mut accepting = std::pin::pin!(listener.accept());
+                if select {
+                    // Accepted, found unwatchable, closed: the client sees
+                    // the end of the connection, the accept keeps waiting.
+                    let waited = tarn::timeout(Duration::from_millis(300), &mut accepting).await;
+                    assert!(waited.is_err(), "accept yielded {waited:?}");
+                    let mut buf = [0; 1];
+                    high.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let n = (&high).read(&mut buf).unwrap_or(0);
+                    assert_eq!(n, 0, "the unwatchable connection was closed");
+                    drop(filler);
+                    let mut low = std::net::TcpStream::connect(addr).unwrap();
+                    let (mut conn, _) = accepting.await.unwrap();
+                    low.write_all(b"ping").unwrap();
+                    let mut got = [0; 4];
+                    conn.read_exact(&mut got).await.unwrap();
+                    assert_eq!(&got, b"ping", "the next connection is served");
+                } else {
+                    let (mut conn, _) = accepting.await.unwrap();
+                    assert!(conn.as_raw_fd() >= 1024, "fd {}", conn.as_raw_fd());
+                    (&high).write_all(b"ping").unwrap();
+                    let mut got = [0; 4];
+                    conn.read_exact(&mut got).await.unwrap();
+                    assert_eq!(&got, b"ping");
+                    drop(filler);
+                }
+            });
+        },
+    );
+}

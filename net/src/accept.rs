@@ -1,5 +1,6 @@
 //! The accept loop shared by every listener: it backs off while the
-//! process is out of fds instead of spinning, and skips transient errors.
+//! process is out of fds instead of spinning, skips transient errors, and
+//! survives connections it cannot register with the reactor.
 
 use std::future::Future;
 use std::io;
@@ -32,29 +33,31 @@ impl Default for AcceptState {
 }
 
 impl AcceptState {
-    /// Polls `accept` until it yields a connection or an error worth
-    /// reporting: pauses while out of fds, skips transient errors.
-    pub(crate) fn poll<T>(
+    /// Polls `accept` until it yields a connection that `register` takes
+    /// (puts on the reactor), or an error worth reporting: pauses while out
+    /// of fds or kernel memory, skips transient errors.
+    ///
+    /// A connection that cannot be registered (an fd past `FD_SETSIZE` on
+    /// the select backend, say) is closed and the loop goes on: one
+    /// connection's failure must not end a server's accept loop.
+    pub(crate) fn poll<T, U>(
         &mut self,
         cx: &mut Context<'_>,
         mut accept: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
+        mut register: impl FnMut(T) -> io::Result<U>,
+    ) -> Poll<io::Result<U>> {
         loop {
             if let Some(pause) = &mut self.pause {
                 ready!(Pin::new(pause).poll(cx));
                 self.pause = None;
             }
-            match ready!(accept(cx)) {
-                Ok(conn) => {
+            match ready!(accept(cx)).map(&mut register) {
+                Ok(Ok(conn)) => {
                     self.next_pause = EXHAUSTED_PAUSE.0;
                     return Poll::Ready(Ok(conn));
                 }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
+                Ok(Err(e)) if !out_of_resources(&e) => {} // closed by `register`
+                Ok(Err(e)) | Err(e) if out_of_resources(&e) => {
                     // Edge-triggered readiness will not repeat for the
                     // connections still queued: retry on a timer instead.
                     self.pause = Some(Timer::after(self.next_pause));
@@ -65,8 +68,16 @@ impl AcceptState {
                         e.raw_os_error(),
                         Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR)
                     ) => {}
-                Err(e) => return Poll::Ready(Err(e)),
+                Ok(Err(e)) | Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
+}
+
+/// Out of fds or kernel memory: worth a pause rather than a retry.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ENOSPC)
+    )
 }

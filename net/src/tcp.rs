@@ -82,9 +82,11 @@ impl TcpListener {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let fd = self.io.as_raw_fd();
-        let accepted = state.poll(cx, |cx| self.io.poll_read_with(cx, || sys::accept(fd)));
-        let (conn, addr) = ready!(accepted)?;
-        Poll::Ready(TcpStream::from_nonblocking(conn).map(|s| (s, addr)))
+        state.poll(
+            cx,
+            |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
+            |(conn, addr)| TcpStream::from_nonblocking(conn).map(|s| (s, addr)),
+        )
     }
 
     /// The stream of incoming connections ([`accept`](Self::accept) in a loop).

@@ -88,9 +88,11 @@ impl UnixListener {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         let fd = self.io.as_raw_fd();
-        let accepted = state.poll(cx, |cx| self.io.poll_read_with(cx, || sys::accept_unix(fd)));
-        let (conn, addr) = ready!(accepted)?;
-        Poll::Ready(UnixStream::from_nonblocking(conn).map(|s| (s, addr)))
+        state.poll(
+            cx,
+            |cx| self.io.poll_read_with(cx, || sys::accept_unix(fd)),
+            |(conn, addr)| UnixStream::from_nonblocking(conn).map(|s| (s, addr)),
+        )
     }
 
     /// The stream of incoming connections ([`accept`](Self::accept) in a loop).
