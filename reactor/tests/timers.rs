@@ -88,7 +88,9 @@ fn timers_fire_in_deadline_order() {
     bounded("deadline_order", || {
         let order = RefCell::new(Vec::new());
         block_on(async {
-            let base = Instant::now() + Duration::from_millis(5);
+            // Under valgrind, setting up takes longer than 5 ms.
+            let margin = common::scaled(Duration::from_millis(5), Duration::from_millis(250));
+            let base = Instant::now() + margin;
             // Deadlines 0..20 ms apart, inserted shuffled.
             let mut ranks: Vec<u64> = (0..20).collect();
             let mut rng = Rng::new(7);
@@ -116,17 +118,19 @@ fn timers_fire_in_deadline_order() {
 #[test]
 fn hundred_thousand_random_timers_all_fire_in_order_and_none_early() {
     bounded("100k_timers", || {
-        const N: usize = 100_000;
+        // 1,000 under valgrind.
+        let n: usize = common::scaled(100_000, 1_000);
         let mut rng = Rng::new(100_000);
         // Creating and first polling 100k timers takes a while in debug
-        // builds; the deadlines start after that, so that no timer is
-        // already due at its first poll (where it completes in poll order).
-        let setup_margin = Duration::from_millis(700);
+        // builds, and 1,000 under valgrind too; the deadlines start after
+        // that, so that no timer is already due at its first poll (where
+        // it completes in poll order).
+        let setup_margin = common::scaled(Duration::from_millis(700), Duration::from_secs(3));
         let base = Instant::now() + setup_margin;
-        let deadlines: Vec<Instant> = (0..N)
+        let deadlines: Vec<Instant> = (0..n)
             .map(|_| base + Duration::from_micros(rng.below(200_000)))
             .collect();
-        let fired = RefCell::new(Vec::with_capacity(N));
+        let fired = RefCell::new(Vec::with_capacity(n));
         let first_poll_done = RefCell::new(None);
         block_on(async {
             let mut set: FuturesUnordered<_> = deadlines
@@ -152,7 +156,7 @@ fn hundred_thousand_random_timers_all_fire_in_order_and_none_early() {
             while set.next().await.is_some() {}
         });
         let fired = fired.into_inner();
-        assert_eq!(fired.len(), N);
+        assert_eq!(fired.len(), n);
         let first_poll_done = first_poll_done.into_inner().unwrap();
         assert!(
             first_poll_done < base,
@@ -195,7 +199,10 @@ fn set_after_reuses_a_timer_after_it_fired_and_while_it_is_pending() {
             (&mut timer).await;
             assert!(start.elapsed() >= Duration::from_millis(2));
 
-            let mut timer = Timer::after(Duration::from_millis(1));
+            // Still pending at the next line (under valgrind, 1 ms is not
+            // enough for that).
+            let pending = common::scaled(Duration::from_millis(1), Duration::from_millis(250));
+            let mut timer = Timer::after(pending);
             assert!(timeout(Duration::ZERO, &mut timer).await.is_err());
             let start = Instant::now();
             let target = start + Duration::from_millis(4);
@@ -211,7 +218,9 @@ fn timer_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
     // A timer polled once by hand (another waker), then awaited by a task:
     // the reactor must wake the new waker, not the old one.
     bounded("timer_new_waker", || {
-        let mut timer = Timer::after(Duration::from_millis(5));
+        // Still pending at its first poll, even under valgrind.
+        let pending = common::scaled(Duration::from_millis(5), Duration::from_millis(250));
+        let mut timer = Timer::after(pending);
         let deadline = timer.deadline().unwrap();
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
