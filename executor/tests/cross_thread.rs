@@ -50,6 +50,7 @@ fn backend_name() -> String {
     std::env::var("TARN_SELECTOR").unwrap_or_else(|_| "epoll".into())
 }
 
+/// Held by every test of this binary while it runs; see [`serial`].
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Runs this binary's tests one at a time: the reactor is process-wide, and

@@ -41,6 +41,7 @@ const CONNS: usize = 3;
 /// How long the checks after a schedule may take before they count as hung.
 const CHECK_PATIENCE: Duration = Duration::from_secs(20);
 
+/// Held by every test of this binary while it runs; see [`serial`].
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Takes the lock that serializes this binary's tests, and creates what
