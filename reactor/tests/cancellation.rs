@@ -620,7 +620,7 @@ fn run_schedule(steps: &[Step]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 40,
+        cases: common::scaled(40, 16),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

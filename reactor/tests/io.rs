@@ -498,8 +498,10 @@ fn stats_counters_grow_with_selects_events_and_wakes() {
         let before = Reactor::get().stats();
         let (a, b) = pair();
         let b = Async::new(b).unwrap();
+        // Write once block_on surely sleeps in select (later under valgrind).
+        let delay = common::scaled(Duration::from_millis(10), Duration::from_millis(500));
         let writer = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(10));
+            thread::sleep(delay);
             (&a).write_all(b"s").unwrap();
             a
         });

@@ -27,7 +27,10 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tarn_reactor::{block_on, timeout, Async, Reactor, Timer};
 
-const ROUNDS: u32 = 100_000;
+/// Round trips of the ping-pong tests (1,000 under valgrind).
+fn rounds() -> u32 {
+    common::scaled(100_000, 1_000)
+}
 
 #[test]
 fn on_poll_and_select_backends() {
@@ -68,7 +71,7 @@ fn ping_pong_with_a_thread_through_async_read_never_loses_a_wakeup() {
         let (mut a, b) = pair();
         let peer = thread::spawn(move || {
             let mut ack = [0u8];
-            for i in 0..ROUNDS {
+            for i in 0..rounds() {
                 a.write_all(&[i as u8]).unwrap();
                 a.read_exact(&mut ack).unwrap();
                 assert_eq!(ack[0], (i as u8).wrapping_add(1), "round {i}");
@@ -77,7 +80,7 @@ fn ping_pong_with_a_thread_through_async_read_never_loses_a_wakeup() {
         block_on(async {
             let mut b = Async::new(b)?;
             let mut byte = [0u8];
-            for i in 0..ROUNDS {
+            for i in 0..rounds() {
                 b.read_exact(&mut byte).await?;
                 assert_eq!(byte[0], i as u8, "round {i}");
                 b.write_all(&[byte[0].wrapping_add(1)]).await?;
@@ -95,7 +98,7 @@ fn ping_pong_with_a_thread_through_readable_and_a_raw_read_never_loses_a_wakeup(
         let (mut a, b) = pair();
         let peer = thread::spawn(move || {
             let mut ack = [0u8];
-            for i in 0..ROUNDS {
+            for i in 0..rounds() {
                 a.write_all(&[i as u8]).unwrap();
                 a.read_exact(&mut ack).unwrap();
                 assert_eq!(ack[0], i as u8, "round {i}");
@@ -104,7 +107,7 @@ fn ping_pong_with_a_thread_through_readable_and_a_raw_read_never_loses_a_wakeup(
         block_on(async {
             let b = Async::new(b)?;
             let mut byte = [0u8];
-            for i in 0..ROUNDS {
+            for i in 0..rounds() {
                 loop {
                     b.readable().await?;
                     match b.get_ref().read(&mut byte) {
@@ -131,7 +134,7 @@ fn stream_of_single_bytes_from_a_thread_is_read_completely() {
     bounded("stream_of_single_bytes", || {
         let (mut a, b) = pair();
         let peer = thread::spawn(move || {
-            for i in 0..ROUNDS {
+            for i in 0..rounds() {
                 a.write_all(&[i as u8]).unwrap();
                 if i % 64 == 0 {
                     thread::yield_now();
@@ -156,7 +159,7 @@ fn stream_of_single_bytes_from_a_thread_is_read_completely() {
         })
         .unwrap();
         peer.join().unwrap();
-        assert_eq!(received, ROUNDS);
+        assert_eq!(received, rounds());
     });
 }
 
@@ -166,7 +169,7 @@ fn ping_pong_between_two_driving_threads_never_loses_a_wakeup() {
     // driver lock: a wakeup must reach a thread whichever of them drives.
     bounded("ping_pong_two_drivers", || {
         let (a, b) = pair();
-        let rounds = ROUNDS / 2;
+        let rounds = rounds() / 2;
         let other = thread::spawn(move || {
             block_on(async {
                 let mut a = Async::new(a)?;
@@ -198,7 +201,7 @@ fn ping_pong_between_two_driving_threads_never_loses_a_wakeup() {
 fn task_is_woken_by_a_oneshot_sent_from_another_thread() {
     bounded("oneshot_from_thread", || {
         let mut rng = Rng::new(2);
-        for i in 0..2_000u32 {
+        for i in 0..common::scaled(2_000u32, 200) {
             let (tx, rx) = futures::channel::oneshot::channel();
             // Mostly immediate sends (racing with the task going to sleep),
             // sometimes after the block_on is surely asleep in select.
@@ -702,9 +705,10 @@ fn many_threads_each_driving_their_own_ping_pong() {
                 let done_tx = done_tx.clone();
                 thread::spawn(move || {
                     let (mut a, b): (UnixStream, UnixStream) = pair();
+                    let trips = common::scaled(5_000u32, 200);
                     let peer = thread::spawn(move || {
                         let mut byte = [0u8];
-                        for _ in 0..5_000 {
+                        for _ in 0..trips {
                             a.read_exact(&mut byte).unwrap();
                             a.write_all(&byte).unwrap();
                         }
@@ -713,7 +717,7 @@ fn many_threads_each_driving_their_own_ping_pong() {
                     block_on(async {
                         let mut b = Async::new(b).unwrap();
                         let mut byte = [0u8];
-                        for i in 0..5_000u32 {
+                        for i in 0..trips {
                             b.write_all(&[i as u8]).await.unwrap();
                             // Sometimes also sleep on a timer, so that
                             // threads park in every state.

@@ -27,6 +27,23 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// needs on any machine, short enough that a hang costs little.
 pub const HANG: Duration = Duration::from_secs(5);
 
+/// Whether the tests run in their short mode: `TARN_VALGRIND` is set (to
+/// anything but "0"), as `.ci/valgrind.sh` does, because under valgrind a
+/// test runs 30 to 50 times slower than natively.
+pub fn short_mode() -> bool {
+    std::env::var_os("TARN_VALGRIND").is_some_and(|v| v != "0")
+}
+
+/// `full`, or `short` in the [`short_mode`]: an iteration count that the
+/// heavy tests shrink, or a setup margin that slow code needs widened.
+pub fn scaled<T>(full: T, short: T) -> T {
+    if short_mode() {
+        short
+    } else {
+        full
+    }
+}
+
 /// Re-runs every other test of this binary with `TARN_SELECTOR=poll`, then
 /// `=select`, in a child process each, and fails (with the child's output)
 /// if either run fails. `this_test` is the name of the calling test, skipped
@@ -102,9 +119,12 @@ fn child_failure(what: &str, output: &Output) -> Option<String> {
 }
 
 /// Aborts the whole process, naming `what`, if the guard is still alive
-/// after `patience`: a hung test fails instead of hanging the suite.
+/// after `patience` (ten times that in the [`short_mode`], where valgrind
+/// on a loaded machine can make seconds of work out of milliseconds): a
+/// hung test fails instead of hanging the suite.
 #[must_use = "the watchdog stops watching when the guard is dropped"]
 pub fn watchdog(what: &str, patience: Duration) -> Watchdog {
+    let patience = scaled(patience, patience * 10);
     let (done, wait) = mpsc::channel::<()>();
     let what = what.to_string();
     let backend = std::env::var("TARN_SELECTOR").unwrap_or_else(|_| "epoll".into());
