@@ -51,8 +51,12 @@ fn fmt(x: f64) -> String {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
-    } else {
+    } else if a >= 0.1 || a == 0.0 {
         format!("{x:.2}")
+    } else {
+        // Two significant digits: 0.00046 epoll_ctl per message is not 0.
+        let decimals = 1 - a.log10().floor() as i32;
+        format!("{x:.*}", decimals.clamp(2, 9) as usize)
     }
 }
 
