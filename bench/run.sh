@@ -256,8 +256,8 @@ done
 # $server; sets $msgs, $rate (msgs/s), $server_us (server CPU µs/msg),
 # $server_pct and $client_pct (CPU use of each over the run). echo_load
 # fails the run on any wrong byte. With TRACE, strace counts the server's
-# syscalls into it from after the connections are set up (echo_load
-# --wait-usr1) until the load ends.
+# syscalls into it from after the connections are set up until the load
+# ends, before they close (echo_load --wait-usr1).
 echo_run() {
     local out="$work/echo.out" t0 t1 client _
     t0=$(cpu_ticks "$server")
@@ -279,11 +279,20 @@ echo_run() {
         strace_attach "$server" "$5"
         t0=$(cpu_ticks "$server")
         kill -USR1 "$client"
-        wait "$client" || { echo "echo_load failed" >&2; exit 1; }
+        # After the load echo_load prints its summary and keeps the
+        # connections open until a second SIGUSR1: strace leaves first, so
+        # the connections' teardown is not counted either.
+        while ! grep -q '^msgs' "$out"; do
+            kill -0 "$client" 2>/dev/null || { echo "echo_load failed" >&2; exit 1; }
+            sleep 0.05
+        done
+        t1=$(cpu_ticks "$server")
         strace_detach
+        kill -USR1 "$client"
+        wait "$client" || { echo "echo_load failed" >&2; exit 1; }
         sed -i '/^connected/d' "$out"
     fi
-    t1=$(cpu_ticks "$server")
+    [ -n "${5:-}" ] || t1=$(cpu_ticks "$server")
     # "msgs N secs S msgs/s R bytes/s B cpu_secs C"
     read -r _ msgs _ elapsed _ rate _ _ _ client_cpu <"$out"
     server_us=$(cpu_us "$t0" "$t1" "$msgs")

@@ -21,9 +21,11 @@
 //!   connection (the first client `run.sh` used; kept to compare).
 //!
 //! With `--wait-usr1` the epoll client connects, prints `connected N`,
-//! and starts the timed load only when it receives `SIGUSR1`: `run.sh`
-//! attaches strace in between, so that its counts are those of the steady
-//! state, without the connections' set-up.
+//! and starts the timed load only when it receives `SIGUSR1`; after the
+//! load it prints its summary line and waits for a second `SIGUSR1` before
+//! it closes the connections and exits. `run.sh` attaches strace after the
+//! first line and detaches it after the second, so that its counts are
+//! those of the steady state, without the connections' set-up or teardown.
 //!
 //! With `--idle N` it instead opens N connections, sends nothing, prints
 //! `connected N` once they are all established and holds them until it is
@@ -190,10 +192,10 @@ fn block_usr1() -> Result<libc::sigset_t, String> {
     Ok(set)
 }
 
-/// Prints `connected N` and waits until `SIGUSR1` (blocked by
-/// [`block_usr1`]) arrives.
-fn wait_usr1(set: &libc::sigset_t, conns: usize) -> Result<(), String> {
-    println!("connected {conns}");
+/// Prints `line` and waits until `SIGUSR1` (blocked by [`block_usr1`])
+/// arrives.
+fn wait_usr1(set: &libc::sigset_t, line: &str) -> Result<(), String> {
+    println!("{line}");
     io::stdout().flush().map_err(|e| e.to_string())?;
     let mut sig = 0;
     // SAFETY: `set` is an initialised sigset_t and `sig` a writable c_int.
@@ -350,7 +352,7 @@ fn run_epoll(args: &Args) -> Result<Outcome, String> {
     };
 
     if let Some(set) = &usr1 {
-        wait_usr1(set, conns.len())?;
+        wait_usr1(set, &format!("connected {}", conns.len()))?;
     }
     let cpu0 = cpu_time();
     let start = Instant::now();
@@ -416,11 +418,16 @@ fn run_epoll(args: &Args) -> Result<Outcome, String> {
             }
         }
     }
-    Ok(Outcome {
+    let outcome = Outcome {
         msgs,
         elapsed: start.elapsed(),
         cpu: cpu_time().saturating_sub(cpu0),
-    })
+    };
+    if let Some(set) = &usr1 {
+        // The connections stay open until the second signal.
+        wait_usr1(set, &summary(args, &outcome))?;
+    }
+    Ok(outcome)
 }
 
 // --- the tokio client ------------------------------------------------------
@@ -509,19 +516,28 @@ fn run_tokio(args: &Args) -> Result<Outcome, String> {
     })
 }
 
+/// The summary line of a run.
+fn summary(args: &Args, outcome: &Outcome) -> String {
+    let Outcome { msgs, elapsed, cpu } = outcome;
+    let secs = elapsed.as_secs_f64();
+    format!(
+        "msgs {msgs} secs {secs:.3} msgs/s {:.1} bytes/s {:.1} cpu_secs {:.3}",
+        *msgs as f64 / secs,
+        (msgs * args.size as u64) as f64 / secs,
+        cpu.as_secs_f64()
+    )
+}
+
 /// The timed ping-pong run; prints the summary line.
 fn run_load(args: &Args) -> Result<(), String> {
-    let Outcome { msgs, elapsed, cpu } = match args.client {
+    let outcome = match args.client {
         Client::Epoll => run_epoll(args)?,
         Client::Tokio => run_tokio(args)?,
     };
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "msgs {msgs} secs {secs:.3} msgs/s {:.1} bytes/s {:.1} cpu_secs {:.3}",
-        msgs as f64 / secs,
-        (msgs * args.size as u64) as f64 / secs,
-        cpu.as_secs_f64()
-    );
+    // With --wait-usr1, run_epoll printed it before its second wait.
+    if !args.wait_usr1 {
+        println!("{}", summary(args, &outcome));
+    }
     Ok(())
 }
 
