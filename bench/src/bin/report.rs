@@ -4,7 +4,14 @@
 //! The input (argv[1]) has one measurement a line, tab-separated:
 //! `benchmark<TAB>contender<TAB>value`, where the contender is `tarn`,
 //! `tokio` or `smol` and a benchmark appears once per round per contender.
-//! Rows are printed in the order they first appear.
+//! Rows are printed in the order they first appear; a contender with no
+//! measurement in a row shows `—` (tarn-only rows such as the selector
+//! backends have no tokio or smol equivalent).
+//!
+//! A line `#base<TAB>benchmark<TAB>base benchmark` gives a row a base: its
+//! `tarn/base` column is then its tarn median divided by the base row's
+//! tarn median (tarn under tokio's executor against tarn's own, the poll
+//! backend against epoll, ...). Rows without a base show `—` there.
 //!
 //! ```text
 //! report results.tsv
@@ -16,10 +23,15 @@ use std::process::ExitCode;
 /// The contenders, in column order.
 const CONTENDERS: [&str; 3] = ["tarn", "tokio", "smol"];
 
+/// What a missing figure prints as.
+const NONE: &str = "—";
+
 /// The measurements of one benchmark, per contender.
 #[derive(Default)]
 struct Row {
     values: [Vec<f64>; 3],
+    /// The benchmark whose tarn median this row's is divided by.
+    base: Option<String>,
 }
 
 fn median(values: &[f64]) -> Option<f64> {
@@ -39,15 +51,19 @@ fn fmt(x: f64) -> String {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
-    } else {
+    } else if a >= 0.1 || a == 0.0 {
         format!("{x:.2}")
+    } else {
+        // Two significant digits: 0.00046 epoll_ctl per message is not 0.
+        let decimals = 1 - a.log10().floor() as i32;
+        format!("{x:.*}", decimals.clamp(2, 9) as usize)
     }
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
-        _ => "-".into(),
+        _ => NONE.into(),
     }
 }
 
@@ -98,6 +114,13 @@ fn main() -> ExitCode {
     let mut rows: HashMap<String, Row> = HashMap::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
+        if let ["#base", bench, base] = fields[..] {
+            if !rows.contains_key(bench) {
+                order.push(bench.to_string());
+            }
+            rows.entry(bench.to_string()).or_default().base = Some(base.to_string());
+            continue;
+        }
         let parsed = match fields[..] {
             [bench, who, value] => CONTENDERS
                 .iter()
@@ -108,7 +131,8 @@ fn main() -> ExitCode {
         };
         let Some((bench, i, value)) = parsed else {
             eprintln!(
-                "report: {path}:{}: not `benchmark<TAB>contender<TAB>number`",
+                "report: {path}:{}: not `benchmark<TAB>contender<TAB>number` \
+                 nor `#base<TAB>benchmark<TAB>benchmark`",
                 n + 1
             );
             return ExitCode::FAILURE;
@@ -126,6 +150,7 @@ fn main() -> ExitCode {
         "smol".into(),
         "tarn/tokio".into(),
         "smol/tokio".into(),
+        "tarn/base".into(),
     ]];
     let mut ranges = vec![vec![
         "benchmark (min–max)".to_string(),
@@ -137,9 +162,11 @@ fn main() -> ExitCode {
         let row = &rows[bench];
         let m: Vec<Option<f64>> = row.values.iter().map(|v| median(v)).collect();
         let mut line = vec![bench.clone()];
-        line.extend(m.iter().map(|x| x.map_or("-".into(), fmt)));
+        line.extend(m.iter().map(|x| x.map_or(NONE.into(), fmt)));
         line.push(ratio(m[0], m[1]));
         line.push(ratio(m[2], m[1]));
+        let base = row.base.as_ref().and_then(|b| rows.get(b));
+        line.push(ratio(m[0], base.and_then(|b| median(&b.values[0]))));
         medians.push(line);
 
         let mut line = vec![bench.clone()];
@@ -148,7 +175,7 @@ fn main() -> ExitCode {
             let hi = v.iter().copied().reduce(f64::max);
             line.push(match (lo, hi) {
                 (Some(lo), Some(hi)) => format!("{}–{}", fmt(lo), fmt(hi)),
-                _ => "-".into(),
+                _ => NONE.into(),
             });
         }
         ranges.push(line);
