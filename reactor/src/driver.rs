@@ -51,6 +51,7 @@ fn start_fallback() {
 
 fn fallback() {
     let reactor = Reactor::get();
+    crate::sys::batch_scheduling();
     loop {
         {
             let (mutex, idle) = &FALLBACK_IDLE;

@@ -48,3 +48,20 @@ pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
         }
     }
 }
+
+/// Asks the kernel not to let this thread preempt others when it wakes
+/// (`SCHED_BATCH`, same share of CPU). For the fallback thread: woken by
+/// nearly every I/O event, it would otherwise interrupt the executor thread
+/// it serves once per event; as a batch thread it runs when that thread
+/// blocks and handles the events that arrived meanwhile together. Best
+/// effort: an error leaves the thread as it was.
+pub(crate) fn batch_scheduling() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: sched_param is plain data; pid 0 names the calling
+        // thread, and SCHED_BATCH takes priority 0.
+        let param = unsafe { std::mem::zeroed::<libc::sched_param>() };
+        // SAFETY: valid arguments; failure only leaves the policy unchanged.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    }
+}

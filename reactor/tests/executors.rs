@@ -330,6 +330,26 @@ fn fallback_thread_takes_over_when_the_last_tarn_block_on_returns() {
             (&a).write_all(b"x").unwrap();
             futures::executor::block_on(task);
             assert!(start.elapsed() >= Duration::from_millis(50));
+            // The fallback thread runs as a batch thread (SCHED_BATCH = 3,
+            // field 41 of its stat): it does not preempt the threads it
+            // serves on every event.
+            let fallback = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .map(|t| t.unwrap().path())
+                .find(|t| {
+                    std::fs::read_to_string(t.join("comm"))
+                        .is_ok_and(|c| c.trim() == "tarn-reactor")
+                })
+                .expect("a thread named tarn-reactor");
+            let stat = std::fs::read_to_string(fallback.join("stat")).unwrap();
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            // Fields after the command start at field 3.
+            assert_eq!(fields[41 - 3], "3", "scheduling policy of tarn-reactor");
         },
     );
 }
