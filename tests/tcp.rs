@@ -144,25 +144,6 @@ fn half_closed_client_still_receives_the_whole_reply() {
     .unwrap();
 }
 
-/// Makes closing `conn` send a RST instead of a FIN (`SO_LINGER` of 0).
-fn reset_on_close(conn: &impl AsRawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the option value points to a live `linger` of the size given.
-    let res = unsafe {
-        libc::setsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(res, 0, "SO_LINGER: {}", io::Error::last_os_error());
-}
-
 #[test]
 fn peer_reset_during_a_large_write_fails_the_writer_not_the_server() {
     run(async {
@@ -196,7 +177,7 @@ fn peer_reset_during_a_large_write_fails_the_writer_not_the_server() {
         // Let the flood get going, then reset the connection under it.
         let mut buf = vec![0; 1024 * 1024];
         (&victim).read_exact(&mut buf).await?;
-        reset_on_close(&victim);
+        common::reset_on_close(&victim);
         drop(victim);
 
         let err = flood_result.await.expect("the flooding task reports");
