@@ -38,6 +38,7 @@ mod reactor;
 mod source;
 mod sys;
 mod timer;
+mod wheel;
 
 pub use async_fd::{Async, Readiness};
 pub use driver::{block_on, DriverGuard, Parker, Unparker};

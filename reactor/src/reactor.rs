@@ -1,7 +1,6 @@
 //! The [`Reactor`]: one per process, holding the selector, every registered
 //! source, and the timers; whoever waits drives it.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{
@@ -16,6 +15,7 @@ use slab::Slab;
 use tarn_selector::{Backend, Events, Interest, Mode, Notifier, Selector, Token};
 
 use crate::source::Source;
+use crate::wheel::{TimerId, TimerQueue};
 
 /// The process-wide reactor.
 ///
@@ -188,7 +188,7 @@ impl Reactor {
     /// Counters and gauges, for tests and operators.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {
-            timers: lock(&self.timers).map.len(),
+            timers: lock(&self.timers).queue.len(),
             selects: self.selects.load(Relaxed),
             events: self.events.load(Relaxed),
             wakes: self.wakes.load(Relaxed),
@@ -252,18 +252,18 @@ impl Reactor {
 
     /// Registers a timer; returns its id. Wakes the driver if the new
     /// deadline is earlier than the one it sleeps until.
-    pub(crate) fn insert_timer(&self, when: Instant, waker: &Waker) -> u64 {
+    pub(crate) fn insert_timer(&self, when: Instant, waker: &Waker) -> TimerId {
         let mut timers = lock(&self.timers);
-        let id = timers.next_id;
-        timers.next_id += 1;
         if self.has_fired(when) {
             // Came due since the caller looked at the clock, and timers up
             // to it have fired already: fire this one now.
             drop(timers);
             waker.wake_by_ref();
-            return id;
+            return TimerId::NONE;
         }
-        timers.map.insert((when, id), waker.clone());
+        let id = timers
+            .queue
+            .insert(nanos_since(self.epoch, when), waker.clone());
         let wake_driver = timers.sleeping_until.is_some_and(|until| when < until);
         drop(timers);
         if wake_driver {
@@ -274,8 +274,8 @@ impl Reactor {
     }
 
     /// Replaces the waker of a pending timer; false if it already fired.
-    pub(crate) fn update_timer(&self, when: Instant, id: u64, waker: &Waker) -> bool {
-        match lock(&self.timers).map.get_mut(&(when, id)) {
+    pub(crate) fn update_timer(&self, id: TimerId, waker: &Waker) -> bool {
+        match lock(&self.timers).queue.waker_mut(id) {
             Some(stored) => {
                 if !stored.will_wake(waker) {
                     *stored = waker.clone();
@@ -287,9 +287,9 @@ impl Reactor {
     }
 
     /// Cancels a timer (a no-op if it fired).
-    pub(crate) fn remove_timer(&self, when: Instant, id: u64) {
+    pub(crate) fn remove_timer(&self, when: Instant, id: TimerId) {
         if !self.has_fired(when) {
-            lock(&self.timers).map.remove(&(when, id));
+            lock(&self.timers).queue.remove(id);
         }
     }
 
@@ -322,40 +322,23 @@ fn nanos_since(epoch: Instant, when: Instant) -> u64 {
 
 impl Reactor {
     /// Timers due up to `now` have fired; called under the timers lock.
-    fn fired(&self, now: Instant) {
-        self.fired_until
-            .store(nanos_since(self.epoch, now), Release);
+    /// `now` is in nanoseconds from the epoch.
+    fn fired(&self, now: u64) {
+        self.fired_until.store(now, Release);
     }
 }
 
 /// Stands for "no deadline" in `sleeping_until`: later than any timer.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 86400);
 
-/// Pending timers ordered by deadline: O(log n) insert and cancel.
+/// Pending timers, and whether the driver sleeps.
 #[derive(Debug, Default)]
 struct Timers {
-    map: BTreeMap<(Instant, u64), Waker>,
-    next_id: u64,
+    /// Deadlines in nanoseconds from the reactor's epoch.
+    queue: TimerQueue,
     /// The deadline the driver sleeps until while in `select` (`None` when
     /// not sleeping): a timer due earlier must wake it.
     sleeping_until: Option<Instant>,
-}
-
-impl Timers {
-    /// Moves the wakers of due timers into `wakers`; returns the time until
-    /// the next deadline.
-    fn fire(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> Option<Duration> {
-        // Entry by entry from the front: no tree is rebuilt when nothing
-        // (or little) is due, which is what most calls find.
-        while let Some(entry) = self.map.first_entry() {
-            let when = entry.key().0;
-            if when > now {
-                return Some(when - now);
-            }
-            wakers.push(entry.remove());
-        }
-        None
-    }
 }
 
 /// The right to drive the reactor, from [`Reactor::lock`] or [`Reactor::try_lock`].
@@ -382,8 +365,12 @@ impl ReactorLock<'_> {
         let (timeout, sleeping) = {
             let mut timers = lock(&reactor.timers);
             let now = Instant::now();
-            let next_timer = timers.fire(now, &mut wakers);
-            reactor.fired(now);
+            let now_ns = nanos_since(reactor.epoch, now);
+            let next_timer = timers
+                .queue
+                .fire(now_ns, &mut wakers)
+                .map(Duration::from_nanos);
+            reactor.fired(now_ns);
             let timeout = if wakers.is_empty() {
                 match (timeout, next_timer) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -407,8 +394,8 @@ impl ReactorLock<'_> {
             // due while we slept (one lock for both).
             let mut timers = lock(&reactor.timers);
             timers.sleeping_until = None;
-            let now = Instant::now();
-            timers.fire(now, &mut wakers);
+            let now = nanos_since(reactor.epoch, Instant::now());
+            timers.queue.fire(now, &mut wakers);
             reactor.fired(now);
         }
         reactor.selects.fetch_add(1, Relaxed);

@@ -1,8 +1,9 @@
 //! Timers: [`Timer`] (a future and a stream) and [`timeout`].
 //!
-//! A timer is an entry in the reactor's deadline-ordered map, inserted when
-//! it is first polled and removed when it fires or is dropped: O(log n) each
-//! way, so a million pending timers stay cheap. The driver sleeps in
+//! A timer is an entry in the reactor's timer queue, inserted when it is
+//! first polled and removed when it fires or is dropped: O(1) each way
+//! (buckets of about a millisecond, sorted once when they come due), so a
+//! million pending timers stay cheap. The driver sleeps in
 //! `select` until the nearest deadline, and a timer never completes before
 //! its deadline.
 
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 
 use crate::reactor::Reactor;
+use crate::wheel::TimerId;
 
 /// Completes at a deadline, and for intervals at every period after it.
 ///
@@ -35,7 +37,7 @@ use crate::reactor::Reactor;
 /// ```
 pub struct Timer {
     /// The registration in the reactor: (deadline, id), and the waker stored.
-    registered: Option<(Instant, u64, Waker)>,
+    registered: Option<(Instant, TimerId, Waker)>,
     /// The next deadline; `None` for a timer that never fires.
     when: Option<Instant>,
     /// For intervals, the period.
@@ -133,7 +135,7 @@ impl Timer {
             Some((at, id, waker)) if *at == when => {
                 if !waker.will_wake(cx.waker()) {
                     // Refresh the waker; re-insert if the entry is gone.
-                    if !reactor.update_timer(*at, *id, cx.waker()) {
+                    if !reactor.update_timer(*id, cx.waker()) {
                         *id = reactor.insert_timer(when, cx.waker());
                     }
                     *waker = cx.waker().clone();
