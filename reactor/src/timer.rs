@@ -1,9 +1,10 @@
 //! Timers: [`Timer`] (a future and a stream) and [`timeout`].
 //!
 //! A timer is an entry in the reactor's timer queue, inserted when it is
-//! first polled and removed when it fires or is dropped: O(1) each way
-//! (buckets of about a millisecond, sorted once when they come due), so a
-//! million pending timers stay cheap. The driver sleeps in
+//! first polled and removed when it fires or is dropped. Deadlines go into
+//! buckets of about a millisecond, sorted once when they come due: an
+//! insert costs a lookup among the buckets (not among the timers) and a
+//! push, a cancel O(1), so a million pending timers stay cheap. The driver sleeps in
 //! `select` until the nearest deadline, and a timer never completes before
 //! its deadline.
 
