@@ -353,6 +353,10 @@ unsafe fn waker_clone(data: *const ()) -> RawWaker {
 
 unsafe fn waker_wake(data: *const ()) {
     let ptr = header_ptr(data);
+    // Not handing this waker's reference to the queue entry: it keeps the
+    // task, and so the executor's `Shared`, alive until `schedule` is done
+    // with it; a queued entry may be drained and dropped by the executor
+    // (even a dropping one) before `schedule` returns.
     wake_by_ref(ptr);
     // SAFETY: a consumed waker gives up its reference.
     unsafe { release(ptr) };

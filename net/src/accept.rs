@@ -51,25 +51,31 @@ impl AcceptState {
                 ready!(Pin::new(pause).poll(cx));
                 self.pause = None;
             }
-            match ready!(accept(cx)).map(&mut register) {
-                Ok(Ok(conn)) => {
-                    self.next_pause = EXHAUSTED_PAUSE.0;
-                    return Poll::Ready(Ok(conn));
-                }
-                Ok(Err(e)) if !out_of_resources(&e) => {} // closed by `register`
-                Ok(Err(e)) | Err(e) if out_of_resources(&e) => {
-                    // Edge-triggered readiness will not repeat for the
-                    // connections still queued: retry on a timer instead.
-                    self.pause = Some(Timer::after(self.next_pause));
-                    self.next_pause = (self.next_pause * 2).min(EXHAUSTED_PAUSE.1);
-                }
+            match ready!(accept(cx)) {
+                Ok(conn) => match register(conn) {
+                    Ok(conn) => {
+                        self.next_pause = EXHAUSTED_PAUSE.0;
+                        return Poll::Ready(Ok(conn));
+                    }
+                    // `register` closed the connection; go on to the next.
+                    Err(e) if !out_of_resources(&e) => continue,
+                    Err(_) => {}
+                },
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
                         Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR)
-                    ) => {}
-                Ok(Err(e)) | Err(e) => return Poll::Ready(Err(e)),
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) if !out_of_resources(&e) => return Poll::Ready(Err(e)),
+                Err(_) => {}
             }
+            // Out of fds or kernel memory. Edge-triggered readiness will not
+            // repeat for the connections still queued: retry on a timer.
+            self.pause = Some(Timer::after(self.next_pause));
+            self.next_pause = (self.next_pause * 2).min(EXHAUSTED_PAUSE.1);
         }
     }
 }

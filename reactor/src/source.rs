@@ -226,12 +226,11 @@ impl Source {
         slot: Option<&mut WaiterSlot>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(slot) = &slot {
-            if let Some((_, seen)) = slot.0 {
-                // A waiting future is ready once an event has arrived since.
-                if self.tick(dir) != seen {
-                    return Poll::Ready(Ok(()));
-                }
+        let mut slot = slot;
+        if let Some((_, seen)) = slot.as_ref().and_then(|slot| slot.0) {
+            // A waiting future is ready once an event has arrived since.
+            if self.tick(dir) != seen {
+                return Poll::Ready(Ok(()));
             }
         }
         loop {
@@ -240,16 +239,11 @@ impl Source {
             if believed_ready && crate::sys::ready_now(self.fd, dir == Dir::Write)? {
                 return Poll::Ready(Ok(()));
             }
-            let mut state = self.state();
-            if self.tick(dir) != tick {
-                continue;
+            // Not ready: wait, unless an event landed meanwhile.
+            match self.poll_blocked(reactor, dir, tick, slot.as_deref_mut(), cx) {
+                Poll::Ready(Ok(())) => continue,
+                other => return other,
             }
-            self.consumed[dir as usize].store(tick, Ordering::Release);
-            state[dir as usize].store(tick, slot, cx);
-            self.arm(reactor, &mut state, dir)?;
-            drop(state);
-            reactor.waiting();
-            return Poll::Pending;
         }
     }
 
