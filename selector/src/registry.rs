@@ -38,6 +38,12 @@ pub(crate) struct Table {
     /// Threads currently blocked in the kernel on this table's fd set; a
     /// change made while this is non-zero must wake them.
     pub(crate) waiters: usize,
+    /// How many times a thread has come back from the kernel (see
+    /// [`WatchList::returned`]).
+    returns: u64,
+    /// Threads in [`WatchList::deregister`] waiting for the blocked ones to
+    /// come back.
+    closers: usize,
 }
 
 impl Table {
@@ -206,6 +212,9 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 #[derive(Debug)]
 pub(crate) struct WatchList {
     pub(crate) table: std::sync::Mutex<Table>,
+    /// Signalled when a thread comes back from the kernel while a
+    /// deregistration waits for it.
+    returned: std::sync::Condvar,
     pub(crate) signal: std::sync::Arc<crate::sys::wakefd::Signal>,
     /// The select backend cannot watch fds at or above FD_SETSIZE.
     fd_limit: Option<RawFd>,
@@ -216,6 +225,7 @@ impl WatchList {
         let signal = std::sync::Arc::new(crate::sys::wakefd::Signal::new()?);
         let list = WatchList {
             table: Default::default(),
+            returned: std::sync::Condvar::new(),
             signal,
             fd_limit,
         };
@@ -254,11 +264,45 @@ impl WatchList {
         Ok(())
     }
 
+    /// Removes `fd`, and returns only once no thread is still blocked in
+    /// poll/select on a set that holds it.
+    ///
+    /// The wait matters because the caller is about to close `fd`: for the
+    /// duration of the call, poll and select hold a reference to the file of
+    /// every fd they watch, so a close made meanwhile would not release the
+    /// socket (the peer would not see it closed) until that thread came back.
+    /// The wakeup makes it come back at once; when no other thread is
+    /// blocked, as when one thread both runs the loop and closes, nothing
+    /// waits.
     pub(crate) fn deregister(&self, fd: RawFd) -> io::Result<()> {
         let mut table = lock(&self.table);
         table.remove(fd)?;
-        self.changed(&table);
+        if table.waiters > 0 {
+            self.signal.wake();
+            let seen = table.returns;
+            table.closers += 1;
+            while table.waiters > 0 && table.returns == seen {
+                table = self
+                    .returned
+                    .wait(table)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            table.closers -= 1;
+        }
         Ok(())
+    }
+
+    /// Called by a backend, with the table locked, when its thread comes
+    /// back from the kernel: no longer a waiter, and the release that a
+    /// waiting [`deregister`](Self::deregister) looks for. The backends take
+    /// the scratch lock around the syscall, so at most one thread per
+    /// selector is blocked at a time, and its return is the one awaited.
+    pub(crate) fn returned(&self, table: &mut Table) {
+        table.waiters -= 1;
+        table.returns = table.returns.wrapping_add(1);
+        if table.closers > 0 {
+            self.returned.notify_all();
+        }
     }
 
     pub(crate) fn registrations(&self) -> Vec<Registration> {

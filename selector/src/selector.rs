@@ -233,6 +233,12 @@ impl Selector {
     /// it was registered. Events already collected by a concurrent `select`
     /// may still name its token.
     ///
+    /// On the poll and select backends, if another thread is blocked in
+    /// [`select`](Self::select), this wakes it and returns once it has left
+    /// the kernel: until then the kernel keeps the fd's file open, and a
+    /// close made right after would not reach the peer. epoll holds no such
+    /// reference and never waits.
+    ///
     /// # Errors
     ///
     /// `NotFound` if `fd` is not registered.

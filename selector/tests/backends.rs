@@ -503,6 +503,40 @@ fn deregister_from_another_thread_silences_the_fd(backend: Backend) {
     assert!(select(&selector, ZERO).is_empty());
 }
 
+/// poll and select hold a reference to every watched file while they are
+/// blocked, so a close made then would leave the socket alive (its peer
+/// unaware) until they returned; `deregister` waits for that return.
+fn close_after_deregister_reaches_the_peer_during_select(backend: Backend) {
+    let selector = Arc::new(selector(backend));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (selector, stop) = (Arc::clone(&selector), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                select(&selector, Some(Duration::from_secs(20)));
+            }
+        })
+    };
+    for round in 0..50 {
+        let (a, b) = pair();
+        selector
+            .register(a.as_raw_fd(), Token(1), Interest::READABLE, Mode::Level)
+            .unwrap();
+        // Let the poller go back into the kernel with `a` in its set.
+        thread::sleep(Duration::from_millis(2));
+        selector.deregister(a.as_raw_fd()).unwrap();
+        drop(a);
+        assert_eq!(
+            kind((&b).write(b"x")),
+            io::ErrorKind::BrokenPipe,
+            "round {round}: the peer is still open after close"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    selector.notifier().notify();
+    poller.join().unwrap();
+}
+
 // --- errors ------------------------------------------------------------
 
 fn double_register_is_already_exists(backend: Backend) {
@@ -780,6 +814,7 @@ on_every_backend!(
     register_from_another_thread_during_select,
     modify_from_another_thread_rearms_during_select,
     deregister_from_another_thread_silences_the_fd,
+    close_after_deregister_reaches_the_peer_during_select,
     double_register_is_already_exists,
     unknown_fd_is_not_found,
     empty_interest_is_invalid_input,

@@ -124,7 +124,7 @@ impl Selector {
         ));
 
         let mut table = lock(&self.watch.table);
-        table.waiters -= 1;
+        self.watch.returned(&mut table);
         if res? == 0 {
             return Ok(false);
         }

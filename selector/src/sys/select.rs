@@ -151,7 +151,7 @@ impl Selector {
         ));
 
         let mut table = lock(&self.watch.table);
-        table.waiters -= 1;
+        self.watch.returned(&mut table);
         match res {
             Ok(0) => return Ok(false),
             Ok(_) => {}
