@@ -250,9 +250,16 @@ impl Reactor {
         crate::driver::ensure_driven();
     }
 
-    /// Registers a timer; returns its id. Wakes the driver if the new
-    /// deadline is earlier than the one it sleeps until.
-    pub(crate) fn insert_timer(&self, when: Instant, waker: &Waker) -> TimerId {
+    /// `when` as the timer queue keys it: nanoseconds from the reactor's
+    /// epoch (0 for an instant before it).
+    pub(crate) fn deadline_ns(&self, when: Instant) -> u64 {
+        nanos_since(self.epoch, when)
+    }
+
+    /// Registers a timer due at `when` (from [`deadline_ns`](Self::deadline_ns));
+    /// returns its id. Wakes the driver if the new deadline is earlier than
+    /// the one it sleeps until.
+    pub(crate) fn insert_timer(&self, when: u64, waker: &Waker) -> TimerId {
         let mut timers = lock(&self.timers);
         if self.has_fired(when) {
             // Came due since the caller looked at the clock, and timers up
@@ -261,9 +268,7 @@ impl Reactor {
             waker.wake_by_ref();
             return TimerId::NONE;
         }
-        let id = timers
-            .queue
-            .insert(nanos_since(self.epoch, when), waker.clone());
+        let id = timers.queue.insert(when, waker.clone());
         let wake_driver = timers.sleeping_until.is_some_and(|until| when < until);
         drop(timers);
         if wake_driver {
@@ -286,16 +291,17 @@ impl Reactor {
         }
     }
 
-    /// Cancels a timer (a no-op if it fired).
-    pub(crate) fn remove_timer(&self, when: Instant, id: TimerId) {
+    /// Cancels a timer due at `when` (a no-op if it fired).
+    pub(crate) fn remove_timer(&self, when: u64, id: TimerId) {
         if !self.has_fired(when) {
             lock(&self.timers).queue.remove(id);
         }
     }
 
-    /// Whether every timer due at `when` has fired (left the map).
-    fn has_fired(&self, when: Instant) -> bool {
-        nanos_since(self.epoch, when) <= self.fired_until.load(Acquire)
+    /// Whether every timer due at `when` (from [`deadline_ns`](Self::deadline_ns))
+    /// has fired and left the queue; if so, the clock has passed `when`.
+    pub(crate) fn has_fired(&self, when: u64) -> bool {
+        when <= self.fired_until.load(Acquire)
     }
 
     /// Adds a thread to be unparked when the driver lock is released.
@@ -328,9 +334,6 @@ impl Reactor {
     }
 }
 
-/// Stands for "no deadline" in `sleeping_until`: later than any timer.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 86400);
-
 /// Pending timers, and whether the driver sleeps.
 #[derive(Debug, Default)]
 struct Timers {
@@ -338,7 +341,7 @@ struct Timers {
     queue: TimerQueue,
     /// The deadline the driver sleeps until while in `select` (`None` when
     /// not sleeping): a timer due earlier must wake it.
-    sleeping_until: Option<Instant>,
+    sleeping_until: Option<u64>,
 }
 
 /// The right to drive the reactor, from [`Reactor::lock`] or [`Reactor::try_lock`].
@@ -381,9 +384,13 @@ impl ReactorLock<'_> {
             };
             let sleeping = timeout != Some(Duration::ZERO);
             if sleeping {
-                timers.sleeping_until = Some(match timeout.and_then(|t| now.checked_add(t)) {
-                    Some(until) => until,
-                    None => now + FOREVER,
+                // In nanoseconds from the epoch, like the deadlines;
+                // `u64::MAX` (no deadline) is later than any timer.
+                timers.sleeping_until = Some(match timeout {
+                    Some(t) => {
+                        now_ns.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+                    }
+                    None => u64::MAX,
                 });
             }
             (timeout, sleeping)

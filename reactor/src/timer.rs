@@ -37,8 +37,10 @@ use crate::wheel::TimerId;
 /// assert!(start.elapsed() >= Duration::from_millis(5));
 /// ```
 pub struct Timer {
-    /// The registration in the reactor: (deadline, id), and the waker stored.
-    registered: Option<(Instant, TimerId, Waker)>,
+    /// The registration in the reactor: the deadline as the reactor keys it
+    /// (for `when`; a change of deadline cancels first), the id, and the
+    /// waker stored.
+    registered: Option<(u64, TimerId, Waker)>,
     /// The next deadline; `None` for a timer that never fires.
     when: Option<Instant>,
     /// For intervals, the period.
@@ -117,38 +119,50 @@ impl Timer {
         let Some(when) = self.when else {
             return Poll::Pending;
         };
-        let now = Instant::now();
-        if now >= when {
-            self.cancel();
-            match self.period {
-                Some(period) => {
-                    // Next deadline: the first `when + k * period` after now.
-                    let behind = (now - when).as_nanos() / period.as_nanos();
-                    let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-                    self.when = when.checked_add(period * steps);
-                }
-                None => self.when = None,
-            }
-            return Poll::Ready(Some(when));
-        }
         let reactor = Reactor::get();
+        // Fired by the reactor: due, and no need to read the clock.
+        let fired = matches!(self.registered, Some((at, ..)) if reactor.has_fired(at));
+        let mut now = None;
+        if !fired {
+            let time = Instant::now();
+            if time < when {
+                self.register(reactor, when, cx);
+                return Poll::Pending;
+            }
+            now = Some(time);
+        }
+        self.cancel();
+        match self.period {
+            Some(period) => {
+                // Next deadline: the first `when + k * period` after now.
+                let now = now.unwrap_or_else(Instant::now);
+                let behind = now.saturating_duration_since(when).as_nanos() / period.as_nanos();
+                let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+                self.when = when.checked_add(period * steps);
+            }
+            None => self.when = None,
+        }
+        Poll::Ready(Some(when))
+    }
+
+    /// Makes sure the reactor will wake `cx` at `when`.
+    fn register(&mut self, reactor: &Reactor, when: Instant, cx: &Context<'_>) {
         match &mut self.registered {
-            Some((at, id, waker)) if *at == when => {
+            Some((at, id, waker)) => {
                 if !waker.will_wake(cx.waker()) {
                     // Refresh the waker; re-insert if the entry is gone.
                     if !reactor.update_timer(*id, cx.waker()) {
-                        *id = reactor.insert_timer(when, cx.waker());
+                        *id = reactor.insert_timer(*at, cx.waker());
                     }
                     *waker = cx.waker().clone();
                 }
             }
-            _ => {
-                self.cancel();
-                let id = reactor.insert_timer(when, cx.waker());
-                self.registered = Some((when, id, cx.waker().clone()));
+            None => {
+                let at = reactor.deadline_ns(when);
+                let id = reactor.insert_timer(at, cx.waker());
+                self.registered = Some((at, id, cx.waker().clone()));
             }
         }
-        Poll::Pending
     }
 }
 
