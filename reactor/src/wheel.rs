@@ -22,6 +22,12 @@ const BUCKET_SHIFT: u32 = 20;
 /// Stale entries tolerated before a sweep, beyond the live count.
 const SWEEP_SLACK: usize = 1024;
 
+/// Buckets at least this full are radix sorted; smaller ones by comparison.
+const RADIX_MIN: usize = 256;
+
+/// The radix sort's digit: two passes of 10 bits cover a bucket's 20.
+const DIGIT_BITS: u32 = 10;
+
 /// A pending timer's handle: its slab key and its unique sequence number,
 /// which tells it apart from a later timer in the same slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +68,8 @@ pub(crate) struct TimerQueue {
     next_seq: u64,
     /// Bucket entries whose timer was removed.
     stale: usize,
+    /// The radix sort's second buffer, kept between sorts.
+    scratch: Vec<Entry>,
 }
 
 impl TimerQueue {
@@ -128,14 +136,13 @@ impl TimerQueue {
             buckets,
             slots,
             stale,
+            scratch,
             ..
         } = self;
         while let Some(mut front) = buckets.first_entry() {
             let bucket = front.get_mut();
             if !bucket.sorted {
-                bucket
-                    .entries
-                    .sort_unstable_by_key(|&(when, seq, _)| std::cmp::Reverse((when, seq)));
+                sort_latest_first(&mut bucket.entries, scratch);
                 bucket.sorted = true;
             }
             while let Some(&(when, seq, key)) = bucket.entries.last() {
@@ -153,6 +160,59 @@ impl TimerQueue {
             front.remove();
         }
         None
+    }
+}
+
+/// Sorts a bucket's entries latest first, equal deadlines in reverse
+/// insertion order (so that popping from the end fires by deadline, then
+/// insertion). An unsorted bucket holds its entries in insertion order,
+/// which is `seq` order.
+///
+/// Large buckets (a burst of timers set within a millisecond's span) are
+/// sorted by an LSD radix sort on the deadline bits below the bucket's,
+/// which is stable and so keeps insertion order among equal deadlines, then
+/// reversed: a few passes over the entries instead of a comparison sort's
+/// ~log2(n) (about a quarter of the cost of a timer in the 100k-timer
+/// benchmark before).
+fn sort_latest_first(entries: &mut Vec<Entry>, scratch: &mut Vec<Entry>) {
+    if entries.len() < RADIX_MIN {
+        entries.sort_unstable_by_key(|&(when, seq, _)| std::cmp::Reverse((when, seq)));
+        return;
+    }
+    const RADIX: usize = 1 << DIGIT_BITS;
+    const PASSES: u32 = BUCKET_SHIFT.div_ceil(DIGIT_BITS);
+    // An even number of passes leaves the result back in `entries`.
+    const _: () = assert!(PASSES % 2 == 0);
+    scratch.clear();
+    scratch.resize(entries.len(), (0, 0, 0));
+    for pass in 0..PASSES {
+        let (from, to) = if pass % 2 == 0 {
+            (&*entries, &mut *scratch)
+        } else {
+            (&*scratch, &mut *entries)
+        };
+        let shift = pass * DIGIT_BITS;
+        let digit = |when: u64| (when >> shift) as usize & (RADIX - 1);
+        let mut starts = [0u32; RADIX];
+        for &(when, _, _) in from.iter() {
+            starts[digit(when)] += 1;
+        }
+        let mut sum = 0;
+        for start in &mut starts {
+            let count = *start;
+            *start = sum;
+            sum += count;
+        }
+        for &entry in from.iter() {
+            let at = &mut starts[digit(entry.0)];
+            to[*at as usize] = entry;
+            *at += 1;
+        }
+    }
+    entries.reverse();
+    // Keep the buffer for the next sort, unless a rare burst made it large.
+    if scratch.capacity() > 1 << 16 {
+        *scratch = Vec::new();
     }
 }
 
@@ -209,6 +269,36 @@ mod tests {
         assert_eq!(fire_all(&mut queue, u64::MAX), None);
         assert_eq!(*log.lock().unwrap(), [5, 4, 1, 3, 6, 7, 0]);
         assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn a_crowded_bucket_fires_by_deadline_then_insertion() {
+        // Thousands of timers in one bucket (the radix-sorted case), many
+        // with equal deadlines, and a few removed.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut queue = TimerQueue::default();
+        let base = 7 << BUCKET_SHIFT;
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut expected = Vec::new();
+        for n in 0..3_000u64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Few distinct deadlines, so ties are common, spread over all
+            // the bucket's low bits.
+            let when = base + (rng % 97) * ((1 << BUCKET_SHIFT) / 97);
+            let id = queue.insert(when, Waker::from(Arc::new(Tag(n, log.clone()))));
+            if n % 10 == 3 {
+                queue.remove(id);
+            } else {
+                expected.push((when, n));
+            }
+        }
+        assert!(queue.buckets.len() == 1 && expected.len() >= RADIX_MIN);
+        expected.sort();
+        assert_eq!(fire_all(&mut queue, u64::MAX), None);
+        let fired = std::mem::take(&mut *log.lock().unwrap());
+        assert_eq!(fired, expected.iter().map(|&(_, n)| n).collect::<Vec<_>>());
     }
 
     #[test]
