@@ -32,6 +32,11 @@
 //!   seeded RNG within 0..100 ms (the same deadlines for every runtime);
 //!   reported as process CPU time per timer, spawn included, since the wall
 //!   time is mostly the 100 ms wait, and as how late the tasks woke.
+//! - **random wakes**: as many tasks as the timer benchmark, each parked on a
+//!   future that stores its waker in a shared table, then woken all at once
+//!   in an order drawn from the same RNG, and awaited; process CPU time per
+//!   task, spawn included. The timer benchmark without the timers: the
+//!   cost of waking tasks whose memory is cold, which every timer pays.
 //! - **1 ms sleep overshoot**: 200 sequential 1 ms sleeps; how late each one
 //!   returned, p50 and p99 over all rounds.
 //!
@@ -418,6 +423,145 @@ fn deadlines(n: usize, window: Duration) -> Vec<Duration> {
         .collect()
 }
 
+/// The wakers of the parked tasks of [`random_wakes`], by task index, and
+/// how many have parked. (A mutex, not a `RefCell`, so that tokio's tasks
+/// are `Send`; uncontended, it costs every runtime alike.)
+#[derive(Default)]
+struct ParkTable {
+    wakers: Vec<Option<std::task::Waker>>,
+    parked: usize,
+    /// The main task, waiting for every task to park.
+    main: Option<std::task::Waker>,
+}
+
+type SharedTable = std::sync::Arc<Mutex<ParkTable>>;
+
+/// Pending once (storing its waker at `index`), then ready.
+struct Park {
+    table: SharedTable,
+    index: usize,
+    parked: bool,
+}
+
+impl Future for Park {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.parked {
+            return std::task::Poll::Ready(());
+        }
+        self.parked = true;
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        table.wakers[self.index] = Some(cx.waker().clone());
+        table.parked += 1;
+        if table.parked == table.wakers.len() {
+            if let Some(main) = table.main.take() {
+                main.wake();
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// Ready once every task has parked.
+struct AllParked(SharedTable);
+
+impl Future for AllParked {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if table.parked == table.wakers.len() {
+            return std::task::Poll::Ready(());
+        }
+        table.main = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+/// A task of [`random_wakes`]: parks once, then returns its index.
+async fn parked(table: SharedTable, index: usize) -> u64 {
+    Park {
+        table,
+        index,
+        parked: false,
+    }
+    .await;
+    index as u64
+}
+
+/// Spawns `order.len()` tasks that park, wakes them in `order`, awaits them
+/// all; process CPU ns per task.
+fn random_wakes(peers: &Peers, runtime: Runtime, order: &[usize]) -> Outcome<f64> {
+    let n = order.len();
+    let table: SharedTable = Default::default();
+    table.lock().unwrap_or_else(|e| e.into_inner()).wakers = vec![None; n];
+    let (cpu, sum) = peers.block_on(runtime, async {
+        let cpu_start = cpu_time();
+        let mut sum = 0;
+        let wake_all = || {
+            let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+            for &i in order {
+                if let Some(waker) = table.wakers[i].take() {
+                    waker.wake();
+                }
+            }
+        };
+        match runtime {
+            Runtime::Tarn => {
+                let tasks: Vec<_> = (0..n)
+                    .map(|i| tarn_executor::spawn(parked(table.clone(), i)))
+                    .collect();
+                AllParked(table.clone()).await;
+                wake_all();
+                for task in tasks {
+                    sum += task.await.map_err(|e| e.to_string())?;
+                }
+            }
+            Runtime::Tokio => {
+                let tasks: Vec<_> = (0..n)
+                    .map(|i| tokio::spawn(parked(table.clone(), i)))
+                    .collect();
+                AllParked(table.clone()).await;
+                wake_all();
+                for task in tasks {
+                    sum += task.await.map_err(|e| e.to_string())?;
+                }
+            }
+            Runtime::Smol => {
+                let tasks: Vec<_> = (0..n)
+                    .map(|i| peers.smol.spawn(parked(table.clone(), i)))
+                    .collect();
+                AllParked(table.clone()).await;
+                wake_all();
+                for task in tasks {
+                    sum += task.await;
+                }
+            }
+        }
+        Outcome::Ok((cpu_time() - cpu_start, sum))
+    })?;
+    check_sum(sum, n as u64)?;
+    Ok(cpu.as_nanos() as f64 / n as f64)
+}
+
+/// `0..n` in a seeded random order (Fisher–Yates on [`deadlines`]' RNG).
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let draws = deadlines(n, Duration::from_nanos(u64::MAX));
+    for i in (1..n).rev() {
+        let j = (draws[i].as_nanos() as u64 % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
 /// What the timer benchmark measured once.
 #[derive(Clone, Debug)]
 struct TimerRun {
@@ -708,6 +852,10 @@ fn run(sizes: Sizes) -> Outcome<Report> {
         yield_loop(&peers, rt, sizes.yields)
     })?;
     rows.push(Row::per_round("yield_now", "ns/yield", &samples));
+
+    let order = shuffled(sizes.timers);
+    let samples = rounds("random wakes", sizes, |rt| random_wakes(&peers, rt, &order))?;
+    rows.push(Row::per_round("random wakes", "CPU ns/task", &samples));
 
     let offsets = deadlines(sizes.timers, sizes.timer_window);
     let runs = rounds("timers", sizes, |rt| timers(&peers, rt, &offsets))?;
