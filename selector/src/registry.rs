@@ -272,12 +272,20 @@ impl WatchList {
     /// every fd they watch, so a close made meanwhile would not release the
     /// socket (the peer would not see it closed) until that thread came back.
     /// The wakeup makes it come back at once; when no other thread is
-    /// blocked, as when one thread both runs the loop and closes, nothing
-    /// waits.
+    /// blocked, as when one thread both runs the loop and closes, or when
+    /// `fd` was not in the blocked thread's set, nothing waits.
+    ///
+    /// A process that forks while a thread is blocked here and goes on
+    /// using the selector in the child would wait forever (the child has no
+    /// such thread); like the rest of tarn, the selector is not meant to be
+    /// used across `fork`.
     pub(crate) fn deregister(&self, fd: RawFd) -> io::Result<()> {
         let mut table = lock(&self.table);
-        table.remove(fd)?;
-        if table.waiters > 0 {
+        let entry = table.remove(fd)?;
+        // A disarmed fd (a oneshot registration that has reported) is not in
+        // the set of a thread blocked now: disarming bumps the version, so
+        // every wait since rebuilt its set without it. Nothing to wait for.
+        if entry.armed && table.waiters > 0 {
             self.signal.wake();
             let seen = table.returns;
             table.closers += 1;

@@ -505,26 +505,42 @@ fn deregister_from_another_thread_silences_the_fd(backend: Backend) {
 
 /// poll and select hold a reference to every watched file while they are
 /// blocked, so a close made then would leave the socket alive (its peer
-/// unaware) until they returned; `deregister` waits for that return.
+/// unaware) until they returned; `deregister` waits for that return. Half
+/// the rounds close an fd still in the blocked set (level mode), half one
+/// whose oneshot registration has fired and is out of it (no wait needed).
 fn close_after_deregister_reaches_the_peer_during_select(backend: Backend) {
     let selector = Arc::new(selector(backend));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seen, events) = mpsc::channel();
     let poller = {
         let (selector, stop) = (Arc::clone(&selector), Arc::clone(&stop));
         thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                select(&selector, Some(Duration::from_secs(20)));
+                for event in select(&selector, Some(Duration::from_secs(20))) {
+                    let _ = seen.send(event.token());
+                }
             }
         })
     };
     for round in 0..50 {
         let (a, b) = pair();
-        selector
-            .register(a.as_raw_fd(), Token(1), Interest::READABLE, Mode::Level)
-            .unwrap();
-        // Let the poller go back into the kernel with `a` in its set.
+        let fd = a.as_raw_fd();
+        if round % 2 == 0 {
+            selector
+                .register(fd, Token(1), Interest::READABLE, Mode::Level)
+                .unwrap();
+        } else {
+            selector
+                .register(fd, Token(2), Interest::READABLE, Mode::Oneshot)
+                .unwrap();
+            (&b).write_all(b"fire").unwrap();
+            let token = events.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(token, Token(2), "round {round}");
+        }
+        // Let the poller go back into the kernel (with `a` in its set in
+        // level rounds).
         thread::sleep(Duration::from_millis(2));
-        selector.deregister(a.as_raw_fd()).unwrap();
+        selector.deregister(fd).unwrap();
         drop(a);
         assert_eq!(
             kind((&b).write(b"x")),
