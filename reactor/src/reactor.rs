@@ -180,9 +180,13 @@ impl Reactor {
 
     /// Deregisters a source; must happen before its fd is closed.
     pub(crate) fn remove_io(&self, source: &Source) -> io::Result<()> {
-        let mut sources = lock(&self.sources);
-        sources.try_remove(source.key());
-        self.selector.deregister(source.fd)
+        // Deregister first, outside the lock: on poll and select this may
+        // wait for the driving thread to come back from the kernel, and
+        // dispatching events needs the lock. Until the slab entry goes, a
+        // late event still finds this same source, which is harmless.
+        let res = self.selector.deregister(source.fd);
+        lock(&self.sources).try_remove(source.key());
+        res
     }
 
     /// Counters and gauges, for tests and operators.
