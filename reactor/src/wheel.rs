@@ -193,7 +193,7 @@ fn sort_latest_first(entries: &mut Vec<Entry>, scratch: &mut Vec<Entry>) {
         };
         let shift = pass * DIGIT_BITS;
         let digit = |when: u64| (when >> shift) as usize & (RADIX - 1);
-        let mut starts = [0u32; RADIX];
+        let mut starts = [0usize; RADIX];
         for &(when, _, _) in from.iter() {
             starts[digit(when)] += 1;
         }
@@ -205,7 +205,7 @@ fn sort_latest_first(entries: &mut Vec<Entry>, scratch: &mut Vec<Entry>) {
         }
         for &entry in from.iter() {
             let at = &mut starts[digit(entry.0)];
-            to[*at as usize] = entry;
+            to[*at] = entry;
             *at += 1;
         }
     }
