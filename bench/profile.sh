@@ -9,6 +9,8 @@
 #   bench/profile.sh --requests 50000 --conns 512
 #   bench/profile.sh echo --secs 5        # echo under echo_load (64 B x 64 connections)
 #   bench/profile.sh --top 40 --keep /tmp/cg.out   # more rows; keep the raw profile
+#   bench/profile.sh --server tokio       # the same load against the tokio peer (or smol),
+#                                         # to compare instructions per request
 #
 # Callgrind counts instructions (Ir), not time: the kernel's work inside a
 # syscall is invisible, so syscall wrappers look cheap; the figures say
@@ -20,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=http
+server=tarn
 requests=100000
 conns=64
 secs=3
@@ -28,12 +31,13 @@ keep=
 while [ $# -gt 0 ]; do
     case "$1" in
         http | echo) what="$1"; shift ;;
+        --server) server="$2"; shift 2 ;;
         --requests) requests="$2"; shift 2 ;;
         --conns) conns="$2"; shift 2 ;;
         --secs) secs="$2"; shift 2 ;;
         --top) top="$2"; shift 2 ;;
         --keep) keep="$2"; shift 2 ;;
-        *) echo "usage: bench/profile.sh [http|echo] [--requests N] [--conns N] [--secs S] [--top N] [--keep FILE]" >&2; exit 2 ;;
+        *) echo "usage: bench/profile.sh [http|echo] [--server tarn|tokio|smol] [--requests N] [--conns N] [--secs S] [--top N] [--keep FILE]" >&2; exit 2 ;;
     esac
 done
 
@@ -51,7 +55,8 @@ fi
 
 log "building (release, with symbols: both workspaces set debug = 1)"
 cargo build --release --quiet --example http_hello --example echo
-cargo build --release --quiet --manifest-path bench/Cargo.toml --bin echo_load
+cargo build --release --quiet --manifest-path bench/Cargo.toml --bin echo_load \
+    --bin tokio_http --bin tokio_echo --bin smol_http --bin smol_echo
 
 work=$(mktemp -d)
 # Ends this shell's unreaped background jobs (never a reaped pid, which
@@ -68,14 +73,18 @@ trap cleanup EXIT
 
 profile="$work/callgrind.out"
 port=$((18900 + RANDOM % 100))
-server_bin=target/release/examples/$([ "$what" = http ] && echo http_hello || echo echo)
+case "$server" in
+    tarn) server_bin=target/release/examples/$([ "$what" = http ] && echo http_hello || echo echo) ;;
+    tokio | smol) server_bin=bench/target/release/${server}_${what} ;;
+    *) echo "bench/profile.sh: --server takes tarn, tokio or smol, not $server" >&2; exit 2 ;;
+esac
 log "starting $server_bin under callgrind on 127.0.0.1:$port"
 TARN_SELECTOR=epoll valgrind --tool=callgrind --callgrind-out-file="$profile" \
     "$server_bin" "127.0.0.1:$port" >"$work/server.out" 2>"$work/valgrind.err" &
-server=$!
+server_pid=$!
 for _ in $(seq 600); do
     grep -q listening "$work/server.out" && break
-    kill -0 "$server" 2>/dev/null || { cat "$work/valgrind.err" >&2; exit 1; }
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/valgrind.err" >&2; exit 1; }
     sleep 0.1
 done
 grep -q listening "$work/server.out" || { echo "server did not start" >&2; exit 1; }
@@ -117,8 +126,8 @@ else
 fi
 
 # SIGTERM ends the server; valgrind then writes the profile.
-kill -TERM "$server"
-wait "$server" 2>/dev/null || true
+kill -TERM "$server_pid"
+wait "$server_pid" 2>/dev/null || true
 [ -s "$profile" ] || { echo "callgrind wrote no profile:" >&2; cat "$work/valgrind.err" >&2; exit 1; }
 [ -n "$keep" ] && cp "$profile" "$keep"
 
@@ -161,13 +170,15 @@ function category(file, fn, obj,    lead) {
     if (file ~ /(^|\/)(reactor|selector)\/src\//) return "tarn reactor"
     if (file ~ /(^|\/)executor\/src\//) return "tarn executor"
     if (file ~ /(^|\/)net\/src\//) return "tarn net"
-    if (file ~ /(^|\/)examples\//) return "user code"
+    if (file ~ /(^|\/)examples\// || file ~ /(^|\/)bench\/src\//) return "user code"
     if (fn ~ /TaskFuture<F> as core::future::future::Future>::poll/) return "user code"
     lead = fn; sub(/^</, "", lead); sub(/::.*/, "", lead)
     if (lead ~ /^tarn_(reactor|selector)$/) return "tarn reactor"
     if (lead == "tarn_executor") return "tarn executor"
     if (lead == "tarn_net") return "tarn net"
-    if (lead == "http_hello" || lead == "echo") return "user code"
+    if (lead == "http_hello" || lead == "echo" || lead ~ /^(tokio|smol)_(http|echo)$/ || lead == "tarn_bench") return "user code"
+    if (lead ~ /^(tokio|mio)$/ || file ~ /\/(tokio|mio)-[0-9]/) return "tokio runtime"
+    if (lead ~ /^(smol|async_io|async_executor|async_task|polling|concurrent_queue|event_listener|futures_lite)$/ || file ~ /\/(async-io|async-executor|async-task|polling|concurrent-queue|event-listener|futures-lite)-[0-9]/) return "smol runtime"
     if (lead ~ /^futures_/ || file ~ /\/futures-(io|util)-/) return "futures-io"
     if (obj ~ /ld-linux/ || file ~ /\/elf\// || fn ~ /^_dl_/) return "start-up"
     if (obj ~ /libc\.so/ || file ~ /sysdeps|\/libio\/|\/malloc\/|\/string\//) {
@@ -187,7 +198,7 @@ short() { # paths without the toolchain's, registry's and checkout's prefixes
 
 per=$(awk -v t="$total" -v n="$units" 'BEGIN { printf "%.0f", t / n }')
 echo
-echo "tarn $what under callgrind: $units ${unit}s, $total instructions (Ir), $per Ir per $unit"
+echo "$server $what under callgrind: $units ${unit}s, $total instructions (Ir), $per Ir per $unit"
 echo
 echo "== where the instructions go, by category (self cost; see the comment in bench/profile.sh)"
 awk -F'\t' -v t="$total" -v n="$units" -v unit="$unit" "$(cat "$work/category.awk")"'
