@@ -445,10 +445,11 @@ fn client_example_gives_up_on_a_silent_server() {
 
 #[test]
 fn client_example_names_the_address_it_cannot_reach() {
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
+    // Bound but not listening: refused, and held so that no other test can
+    // listen on the port meanwhile.
+    let closed = tarn::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
     let client = Command::new(example("client"))
         .arg(&addr)
         .stdin(Stdio::null())

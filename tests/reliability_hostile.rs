@@ -254,11 +254,13 @@ impl Drop for Slowloris {
 }
 
 /// The slowest the good clients' p99 may get under slowloris: three times
-/// the p99 without it, plus 5 ms for a machine shared with other work. A
-/// server that served the drip one connection at a time, or waited on a
-/// slow client, would add 100 ms (the drip interval) or more.
+/// the p99 without it, plus 40 ms for a machine shared with other work
+/// (with 5 ms, load that came and went between the two phases failed the
+/// test: 0.25 ms without, 8.1 ms with). A server that served the drip one
+/// connection at a time, or waited on a slow client, would add 100 ms (the
+/// drip interval) or more.
 fn slowloris_p99_bound(without: &Latency) -> Duration {
-    without.p99 * 3 + Duration::from_millis(5)
+    without.p99 * 3 + Duration::from_millis(40)
 }
 
 /// Windows of good clients per phase: each phase's figure is its best

@@ -245,10 +245,11 @@ fn writing_to_a_closed_peer_is_an_error_not_sigpipe() {
 
 #[test]
 fn connecting_to_a_closed_port_is_refused() {
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    // Bound but not listening: refused, and held so that no other test can
+    // listen on the port meanwhile.
+    let closed = TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = closed.local_addr().unwrap();
     let err = run(TcpStream::connect(addr)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
 }
@@ -282,7 +283,9 @@ fn connect_timeout_expires_when_the_accept_queue_is_full() {
         let mut queued = Vec::new();
         let full = loop {
             assert!(queued.len() < 16, "the accept queue of {addr} never filled");
-            match TcpStream::connect_timeout(addr, Duration::from_millis(300)).await {
+            // Long enough for a handshake on a busy machine: a timeout here
+            // must mean the queue is full, not that loopback was slow.
+            match TcpStream::connect_timeout(addr, Duration::from_secs(2)).await {
                 Ok(conn) => queued.push(conn),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => break e,
                 Err(e) => return Err(e),
@@ -574,12 +577,25 @@ fn a_connection_that_cannot_be_registered_does_not_end_the_accept_loop() {
                 if select {
                     // Accepted, found unwatchable, closed: the client sees
                     // the end of the connection, the accept keeps waiting.
-                    let waited = tarn::timeout(Duration::from_millis(300), &mut accepting).await;
-                    assert!(waited.is_err(), "accept yielded {waited:?}");
+                    // Keep polling the accept (which does the closing) until
+                    // the client sees its end, however slow the machine.
+                    high.set_nonblocking(true).unwrap();
+                    let deadline = Instant::now() + Duration::from_secs(10);
                     let mut buf = [0; 1];
-                    high.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let n = (&high).read(&mut buf).unwrap_or(0);
-                    assert_eq!(n, 0, "the unwatchable connection was closed");
+                    loop {
+                        let waited = tarn::timeout(Duration::from_millis(50), &mut accepting).await;
+                        assert!(waited.is_err(), "accept yielded {waited:?}");
+                        match (&high).read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => panic!("{n} bytes from the unwatchable connection"),
+                            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => assert!(
+                                Instant::now() < deadline,
+                                "the unwatchable connection was not closed"
+                            ),
+                            Err(e) => panic!("reading the unwatchable connection: {e}"),
+                        }
+                    }
                     drop(filler);
                     let mut low = std::net::TcpStream::connect(addr).unwrap();
                     let (mut conn, _) = accepting.await.unwrap();

@@ -74,8 +74,13 @@ fn dropping_the_handle_detaches_the_task() {
             Timer::after(Duration::from_millis(5)).await;
             flag.set(true);
         }));
-        Timer::after(Duration::from_millis(30)).await;
-        assert!(done.get(), "a detached task keeps running");
+        // Waits for the task rather than for a fixed time, which a
+        // descheduled thread could overrun.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done.get() {
+            assert!(Instant::now() < deadline, "a detached task keeps running");
+            Timer::after(Duration::from_millis(1)).await;
+        }
     });
 }
 

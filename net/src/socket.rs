@@ -128,6 +128,26 @@ impl TcpSocket {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to {addr}: {e}")))
     }
 
+    /// The address the socket is bound to: after [`bind`](Self::bind) to
+    /// port 0, the port the kernel chose. An unbound socket reports the
+    /// unspecified address and port 0.
+    ///
+    /// ```
+    /// use tarn_net::TcpSocket;
+    ///
+    /// let socket = TcpSocket::new_v4()?;
+    /// socket.bind("127.0.0.1:0".parse().unwrap())?;
+    /// let addr = socket.local_addr()?;
+    /// assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    /// assert_ne!(addr.port(), 0);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        // getsockname through std, on a duplicate of the fd that is closed
+        // again at once (this is not a hot path).
+        std::net::TcpStream::from(self.fd.try_clone()?).local_addr()
+    }
+
     /// Starts listening with room for `backlog` pending connections.
     pub fn listen(self, backlog: i32) -> io::Result<TcpListener> {
         sys::listen(&self.fd, backlog)?;
