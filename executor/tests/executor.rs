@@ -360,11 +360,21 @@ fn unfinished_tasks_continue_at_the_next_block_on() {
         yield_now().await;
     });
     let before = counter.get();
-    block_on(Timer::after(Duration::from_millis(20)));
-    assert!(
-        counter.get() > before,
-        "the spawned task ran during the second block_on"
-    );
+    // Waits for the task to run again rather than for a fixed time: a
+    // thread descheduled long enough (under valgrind, on a busy machine)
+    // would see a fixed timer done before the task's turn came.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = counter.clone();
+    block_on(async move {
+        while seen.get() == before {
+            assert!(
+                Instant::now() < deadline,
+                "the spawned task did not run during the second block_on"
+            );
+            Timer::after(Duration::from_millis(1)).await;
+        }
+    });
+    assert!(counter.get() > before);
 }
 
 #[test]
