@@ -399,6 +399,10 @@ impl ReactorLock<'_> {
             }
             (timeout, sleeping)
         };
+        if sleeping && timeout.is_some() {
+            // Sleeping until a timer: make the kernel wake us on time.
+            crate::sys::precise_timers();
+        }
         let res = reactor.selector.select(&mut driver.events, timeout);
         if sleeping {
             // Awake again: stop asking inserts to notify, and fire what came

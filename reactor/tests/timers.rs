@@ -47,6 +47,35 @@ const DURATIONS: &[Duration] = &[
     Duration::from_millis(30),
 ];
 
+/// A thread that sleeps in the reactor until a timer has its timer slack
+/// lowered from Linux's default 50 µs to 20 µs, so that timers fire on time.
+#[test]
+fn a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack() {
+    // In a process of its own, so that no other test's thread is driving
+    // the reactor (this one would then wait its turn, not sleep in it).
+    common::isolated(
+        "a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack",
+        || {
+            let after = std::thread::spawn(|| {
+                // A new thread inherits its creator's slack: start from the
+                // default.
+                // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and
+                // changes only this thread's slack.
+                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 50_000 as libc::c_ulong, 0, 0, 0) };
+                // Long enough to still be pending when the thread first
+                // goes to sleep, even under valgrind.
+                let wait = common::scaled(Duration::from_millis(20), Duration::from_millis(500));
+                block_on(Timer::after(wait));
+                // SAFETY: PR_GET_TIMERSLACK takes no argument and only reads.
+                unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(after, 20_000);
+        },
+    );
+}
+
 #[test]
 fn timer_after_never_fires_early() {
     bounded("never_early", || {
