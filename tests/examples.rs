@@ -16,9 +16,9 @@ mod common;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Once};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const HELLO: &[u8] =
@@ -34,48 +34,7 @@ fn on_poll_and_select_backends() {
 
 /// The path of example `name`, built if need be.
 fn example(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
-    BUILD.call_once(|| build_examples(profile_dir));
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --examples`",
-        path.display()
-    );
-    path
-}
-
-/// `cargo build --examples` for the profile of this test binary, when run
-/// under cargo; a failure to build is reported and the existing binaries used.
-fn build_examples(profile_dir: &Path) {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return;
-    };
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--examples", "--manifest-path"]);
-    build.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-    match profile_dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            build.arg("--release");
-        }
-        Some(profile) => {
-            build.args(["--profile", profile]);
-        }
-        None => return,
-    }
-    match build.status() {
-        Ok(status) if status.success() => {}
-        other => {
-            eprintln!("cargo build --examples failed ({other:?}); using the binaries there are")
-        }
-    }
+    common::example_path(name)
 }
 
 /// A running example, killed when dropped.

@@ -37,51 +37,6 @@ fn connect(addr: SocketAddr) -> std::net::TcpStream {
     conn
 }
 
-/// What the test compares before and after: open fds and the reactor's
-/// gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Held {
-    fds: usize,
-    sources: usize,
-    waiting_readers: usize,
-    waiting_writers: usize,
-    timers: usize,
-}
-
-impl Held {
-    /// The process's open fds and the reactor's gauges now.
-    fn now() -> Held {
-        let stats = tarn::Reactor::get().stats();
-        Held {
-            fds: common::open_fds(),
-            sources: stats.sources,
-            waiting_readers: stats.waiting_readers,
-            waiting_writers: stats.waiting_writers,
-            timers: stats.timers,
-        }
-    }
-
-    /// The counts with one more listener, waiting in `accept`.
-    fn with_listener(self) -> Held {
-        Held {
-            fds: self.fds + 1,
-            sources: self.sources + 1,
-            waiting_readers: self.waiting_readers + 1,
-            ..self
-        }
-    }
-
-    /// Waits (5 s at most) for the counts to come to `self`.
-    fn wait_for(self, when: &str) {
-        let mut now = Held::now();
-        common::eventually(Duration::from_secs(5), || {
-            now = Held::now();
-            now == self
-        });
-        assert_eq!(now, self, "{when}: fds or reactor entries left behind");
-    }
-}
-
 /// Streams `len` random bytes (in random sizes, seeded with `seed`) through
 /// the std connection `conn` to an echo server from a writer thread, then
 /// shuts its write direction down; reads the echo until end of stream on
@@ -130,7 +85,7 @@ fn peer_resets_mid_write_fail_only_their_own_tasks() {
         let victims = common::sized(8, 64);
         let bystander_bytes = common::sized(8 << 20, 64 << 20);
         const BYSTANDERS: usize = 4;
-        let start = Held::now();
+        let start = common::Held::now();
         let (flood_tx, flood_errors) = mpsc::channel::<io::Error>();
         // A connection that starts with b'F' gets an endless stream of
         // 1 MiB writes; any other byte, an echo (that byte included).
@@ -233,7 +188,7 @@ fn half_closed_clients_still_read_the_whole_echo() {
     common::isolated_on_each_backend("half_closed_clients_still_read_the_whole_echo", || {
         let clients = common::sized(32, 64);
         let bytes = common::sized(1 << 20, 16 << 20);
-        let start = Held::now();
+        let start = common::Held::now();
         let (done_tx, done) = mpsc::channel();
         let server = ServerThread::start(move |listener: TcpListener| async move {
             loop {
@@ -367,7 +322,7 @@ fn a_signal_storm_loses_no_data_and_fires_no_timer_early() {
             let bytes = common::sized(4 << 20, 64 << 20);
             let timer_rounds = common::sized(100, 2000);
             install_interrupting_handler();
-            let start = Held::now();
+            let start = common::Held::now();
             let (thread_tx, server_thread) = mpsc::channel();
             let server = ServerThread::start(move |listener: TcpListener| async move {
                 // SAFETY: pthread_self has no preconditions.
@@ -440,7 +395,7 @@ fn a_task_panicking_every_100th_connection_harms_no_other() {
         || {
             let connections = common::sized(1_000, 20_000);
             const LONG_LIVED: usize = 2;
-            let start = Held::now();
+            let start = common::Held::now();
             let handled = Arc::new(AtomicUsize::new(0));
             let handler_count = Arc::clone(&handled);
             let (outcome_tx, outcomes) = mpsc::channel::<(usize, Result<(), String>)>();
@@ -574,7 +529,7 @@ fn a_task_blocking_the_thread_delays_others_but_loses_nothing() {
             const REQUESTS: usize = 4;
             const BLOCK: Duration = Duration::from_millis(50);
             let connections = common::sized(400, 10_000);
-            let start = Held::now();
+            let start = common::Held::now();
             let blocked = Arc::new(AtomicUsize::new(0));
             let blocks = Arc::clone(&blocked);
             let server = ServerThread::start(move |listener: TcpListener| async move {

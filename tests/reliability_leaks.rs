@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{figure, ServerThread};
+use common::{figure, Held, ServerThread};
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
 use tarn::net::{TcpListener, TcpStream};
 
@@ -58,39 +58,6 @@ fn start_echo_server() -> ServerThread {
             }
         }
     })
-}
-
-/// What the test compares: open fds and the reactor's gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Held {
-    fds: usize,
-    sources: usize,
-    waiting_readers: usize,
-    waiting_writers: usize,
-    timers: usize,
-}
-
-/// The process's open fds and the reactor's gauges now.
-fn held() -> Held {
-    let stats = tarn::Reactor::get().stats();
-    Held {
-        fds: common::open_fds(),
-        sources: stats.sources,
-        waiting_readers: stats.waiting_readers,
-        waiting_writers: stats.waiting_writers,
-        timers: stats.timers,
-    }
-}
-
-/// Waits (5 s at most) for the counts to come to `expected`: the server
-/// closes its side only after reading the client's end of stream.
-fn assert_back_to(expected: Held, when: &str) {
-    let mut now = held();
-    common::eventually(Duration::from_secs(5), || {
-        now = held();
-        now == expected
-    });
-    assert_eq!(now, expected, "{when}: fds or reactor entries left behind");
 }
 
 /// Runs `cycle(client, i)` for `count` cycles split over [`CLIENTS`]
@@ -158,31 +125,26 @@ fn run_tarn_cycles(addr: SocketAddr, first: usize, count: usize) {
 /// a warm-up of a tenth of the cycles, memory after it, the rest, then
 /// counts and memory again, with the server running and after it stopped.
 fn check_cycles(what: &str, run: fn(SocketAddr, usize, usize)) {
-    let start = held(); // Reactor::get() first, so that its own fds count
+    let start = Held::now(); // Reactor::get() first, so that its own fds count
     let server = start_echo_server();
     // The server holds its listener, and waits on it once it got to accept.
-    let serving = Held {
-        sources: start.sources + 1,
-        waiting_readers: start.waiting_readers + 1,
-        fds: start.fds + 1,
-        ..start
-    };
-    assert_back_to(serving, "with the server started");
+    let serving = start.with_listener();
+    serving.wait_for("with the server started");
 
     let total = cycles();
     let warm_up = total / 10;
     run(server.addr(), 0, warm_up);
-    assert_back_to(serving, "after the warm-up");
+    serving.wait_for("after the warm-up");
     let rss_warm = common::rss_kib();
 
     let started = Instant::now();
     run(server.addr(), warm_up, total - warm_up);
     let took = started.elapsed();
-    assert_back_to(serving, "after the cycles");
+    serving.wait_for("after the cycles");
     let rss_end = common::rss_kib();
 
     server.stop();
-    assert_back_to(start, "after the server stopped");
+    start.wait_for("after the server stopped");
 
     let growth = rss_end.saturating_sub(rss_warm);
     let bound = RSS_BOUND_KIB;

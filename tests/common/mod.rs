@@ -587,8 +587,11 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
             }
             None => return,
         }
-        if !build.status().is_ok_and(|s| s.success()) {
-            eprintln!("cargo build --examples failed; using the binaries there are");
+        match build.status() {
+            Ok(status) if status.success() => {}
+            other => {
+                eprintln!("cargo build --examples failed ({other:?}); using the binaries there are")
+            }
         }
     });
     let path = profile_dir.join("examples").join(name);
@@ -815,4 +818,50 @@ pub async fn stream_through_echo(addr: SocketAddr, i: u64, len: usize) -> io::Re
     assert_eq!(received_len, len, "connection {i}: echoed length");
     assert_eq!(received_hash, sent, "connection {i}: echoed checksum");
     Ok(())
+}
+
+/// What the leak checks compare before and after: the process's open fds
+/// and the reactor's gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub fds: usize,
+    pub sources: usize,
+    pub waiting_readers: usize,
+    pub waiting_writers: usize,
+    pub timers: usize,
+}
+
+impl Held {
+    /// The process's open fds and the reactor's gauges now.
+    pub fn now() -> Held {
+        let stats = tarn::Reactor::get().stats();
+        Held {
+            fds: open_fds(),
+            sources: stats.sources,
+            waiting_readers: stats.waiting_readers,
+            waiting_writers: stats.waiting_writers,
+            timers: stats.timers,
+        }
+    }
+
+    /// The counts with one more listener, waiting in `accept`.
+    pub fn with_listener(self) -> Held {
+        Held {
+            fds: self.fds + 1,
+            sources: self.sources + 1,
+            waiting_readers: self.waiting_readers + 1,
+            ..self
+        }
+    }
+
+    /// Waits (5 s at most) for the counts to come to `self` (a server
+    /// closes its side only after reading the client's end of stream).
+    pub fn wait_for(self, when: &str) {
+        let mut now = Held::now();
+        eventually(Duration::from_secs(5), || {
+            now = Held::now();
+            now == self
+        });
+        assert_eq!(now, self, "{when}: fds or reactor entries left behind");
+    }
 }
