@@ -45,6 +45,11 @@ pub use tarn_executor::{
 };
 pub use tarn_reactor::{timeout, Async, Reactor, TimedOut, Timer};
 
+/// The blocking pool behind [`unblock`]: its size and how to observe it.
+pub mod blocking {
+    pub use tarn_executor::{unblock, unblock_threads, Unblock, IDLE_TIMEOUT, MAX_THREADS};
+}
+
 /// The readiness selector (epoll, poll, select) under the reactor.
 pub use tarn_selector as selector;
 

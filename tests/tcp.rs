@@ -616,3 +616,128 @@ fn a_connection_that_cannot_be_registered_does_not_end_the_accept_loop() {
         },
     );
 }
+
+#[test]
+fn accepted_and_connected_streams_have_nodelay_on() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let connected = TcpStream::connect(addr).await?;
+        let (accepted, _) = listener.accept().await?;
+        assert!(connected.nodelay()?, "TcpStream::connect");
+        assert!(accepted.nodelay()?, "TcpListener::accept");
+        let from_socket = TcpSocket::new_v4()?.connect(addr).await?;
+        assert!(from_socket.nodelay()?, "TcpSocket::connect");
+        // Opting out sticks.
+        connected.set_nodelay(false)?;
+        assert!(!connected.nodelay()?);
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+/// The obvious echo loop (a 4 KiB buffer, `write_all` per read) answering
+/// 16 KiB requests: each reply leaves in four writes, and with Nagle's
+/// algorithm on, the last one waits for the client's delayed ACK (~40 ms).
+/// tarn turns `TCP_NODELAY` on for accepted streams, so it does not.
+#[test]
+fn a_small_buffer_echo_answers_16_kib_requests_without_a_nagle_stall() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tarn::spawn(async move {
+            let (mut conn, _) = listener.accept().await?;
+            let mut buf = [0; 4096];
+            loop {
+                let n = conn.read(&mut buf).await?;
+                if n == 0 {
+                    return io::Result::Ok(());
+                }
+                conn.write_all(&buf[..n]).await?;
+            }
+        })
+        .detach();
+        // A plain blocking client with Nagle and delayed ACKs as the
+        // kernel sets them, on a pool thread.
+        let mut times = tarn::unblock(move || -> io::Result<Vec<Duration>> {
+            let mut conn = std::net::TcpStream::connect(addr)?;
+            let request = random_bytes(16 * 1024, 16);
+            let mut reply = vec![0; request.len()];
+            let mut times = Vec::new();
+            for _ in 0..20 {
+                let started = Instant::now();
+                conn.write_all(&request)?;
+                conn.read_exact(&mut reply)?;
+                times.push(started.elapsed());
+                assert!(reply == request, "the echo differs from the request");
+            }
+            Ok(times)
+        })
+        .await?;
+        times.sort();
+        let median = times[times.len() / 2];
+        assert!(
+            median < Duration::from_millis(10),
+            "median round trip {median:?} (all: {times:?}): a Nagle stall"
+        );
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+/// More slices than the kernel takes in one `sendmsg` (IOV_MAX, 1024): the
+/// write sends what fits and says how much, as std's `write_vectored` does.
+#[test]
+fn a_vectored_write_of_2000_slices_writes_what_fits() {
+    run(async {
+        let addr = echo_server().await;
+        let mut conn = TcpStream::connect(addr).await?;
+        let data = random_bytes(20_000, 2000);
+        let slices: Vec<io::IoSlice<'_>> = data.chunks(10).map(io::IoSlice::new).collect();
+        assert_eq!(slices.len(), 2000);
+        let first = conn.write_vectored(&slices).await?;
+        assert!(first > 0, "the first vectored write wrote nothing");
+        assert!(first <= data.len());
+        conn.write_all(&data[first..]).await?;
+        let mut echoed = vec![0; data.len()];
+        conn.read_exact(&mut echoed).await?;
+        assert!(echoed == data, "the stream arrived altered");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}
+
+/// `connect_timeout` bounds the name lookup too: with every blocking-pool
+/// thread busy, the lookup of "localhost" waits in the pool's queue, and
+/// the deadline must end the wait.
+#[test]
+fn connect_timeout_covers_name_resolution() {
+    common::isolated("connect_timeout_covers_name_resolution", || {
+        run(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let port = listener.local_addr()?.port();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+            let busy: Vec<_> = (0..tarn::blocking::MAX_THREADS)
+                .map(|_| {
+                    let released = std::sync::Arc::clone(&released);
+                    tarn::unblock(move || {
+                        let _ = released
+                            .lock()
+                            .unwrap()
+                            .recv_timeout(Duration::from_secs(10));
+                    })
+                })
+                .collect();
+            let res =
+                TcpStream::connect_timeout(("localhost", port), Duration::from_millis(100)).await;
+            drop(release);
+            futures::future::join_all(busy).await;
+            let err = res.expect_err("connected although the lookup could not run in time");
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+            assert!(err.to_string().contains("localhost"), "{err}");
+            io::Result::Ok(())
+        })
+        .unwrap();
+    });
+}

@@ -27,17 +27,41 @@ mod sealed {
     }
 }
 
-use sealed::{Resolve, Sealed};
+pub(crate) use sealed::Resolve;
+use sealed::Sealed;
+
+/// What resolving `addr` takes, to be done later (see [`Resolve::addrs`]).
+pub(crate) fn lookup(addr: &impl ToSocketAddrs) -> Resolve {
+    addr.resolve()
+}
 
 /// Resolves `addr` to its list of addresses, in order.
 pub(crate) async fn resolve(addr: &impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    match addr.resolve() {
-        Resolve::Ready(addrs) => addrs,
-        Resolve::Lookup(name) => {
-            tarn_executor::unblock(move || {
-                std::net::ToSocketAddrs::to_socket_addrs(&name.as_str()).map(Iterator::collect)
-            })
-            .await
+    addr.resolve().addrs().await
+}
+
+impl Resolve {
+    /// The addresses: at once for literal ones, from the blocking pool for
+    /// a name.
+    pub(crate) async fn addrs(self) -> io::Result<Vec<SocketAddr>> {
+        match self {
+            Resolve::Ready(addrs) => addrs,
+            Resolve::Lookup(name) => {
+                tarn_executor::unblock(move || {
+                    std::net::ToSocketAddrs::to_socket_addrs(&name.as_str()).map(Iterator::collect)
+                })
+                .await
+            }
+        }
+    }
+
+    /// What is being resolved, for error messages: the name, or the
+    /// addresses.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Resolve::Ready(Ok(addrs)) => describe(addrs),
+            Resolve::Ready(Err(e)) => e.to_string(),
+            Resolve::Lookup(name) => name.clone(),
         }
     }
 }

@@ -169,13 +169,22 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     cvt_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
 }
 
-/// Vectored `send` without `SIGPIPE`.
+/// The most slices one `sendmsg` takes (`IOV_MAX`); more is `EMSGSIZE`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MAX_IOV: usize = libc::UIO_MAXIOV as usize;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const MAX_IOV: usize = 1024;
+
+/// Vectored `send` without `SIGPIPE`. Of more than [`MAX_IOV`] slices it
+/// sends what the first `MAX_IOV` hold (as std's `write_vectored` does) and
+/// returns the count, so the caller writes the rest.
 pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let bufs = &bufs[..bufs.len().min(MAX_IOV)];
     // SAFETY: msghdr is plain data, valid when zeroed.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is guaranteed ABI-compatible with iovec on Unix.
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    msg.msg_iovlen = bufs.len() as _;
     // SAFETY: `msg` points to `bufs`, live for the call, and names no address
     // or control data.
     cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })

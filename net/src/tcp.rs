@@ -14,7 +14,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use tarn_reactor::Async;
 
 use crate::accept::AcceptState;
-use crate::addr::{describe, no_address, resolve, ToSocketAddrs};
+use crate::addr::{lookup, no_address, resolve, ToSocketAddrs};
 use crate::socket::{TcpSocket, DEFAULT_BACKLOG};
 use crate::sys;
 
@@ -36,7 +36,14 @@ use crate::sys;
 /// ```
 pub struct TcpListener {
     io: Async<std::net::TcpListener>,
+    /// Whether `accept` must turn `TCP_NODELAY` on itself: for a listener
+    /// adopted with `from_std`, or where accepted sockets do not inherit
+    /// the listener's setting (they do on Linux, and [`TcpSocket`] sets it).
+    nodelay_on_accept: bool,
 }
+
+/// Whether an accepted socket inherits the listener's `TCP_NODELAY`.
+const ACCEPT_INHERITS_NODELAY: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 impl TcpListener {
     /// Binds to the first of `addr`'s addresses that works, with
@@ -64,7 +71,8 @@ impl TcpListener {
         Err(last.unwrap_or_else(|| no_address("bind to")))
     }
 
-    /// Waits for a connection; returns it with the peer's address.
+    /// Waits for a connection; returns it with the peer's address. The
+    /// stream has `TCP_NODELAY` on (see [`TcpStream::set_nodelay`]).
     ///
     /// When the process or system is out of file descriptors (`EMFILE`,
     /// `ENFILE`), waits (5 ms, doubling up to 1 s) and tries again, so the
@@ -85,7 +93,12 @@ impl TcpListener {
         state.poll(
             cx,
             |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
-            |(conn, addr)| TcpStream::from_nonblocking(conn).map(|s| (s, addr)),
+            |(conn, addr)| {
+                if self.nodelay_on_accept {
+                    sys::setsockopt(conn.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+                }
+                TcpStream::from_nonblocking(conn).map(|s| (s, addr))
+            },
         )
     }
 
@@ -112,10 +125,21 @@ impl TcpListener {
         self.io.get_ref().ttl()
     }
 
-    /// Adopts a std listener (made non-blocking here).
+    /// Adopts a std listener (made non-blocking here). The streams it
+    /// accepts get `TCP_NODELAY`, as those of [`bind`](Self::bind) do.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
             io: Async::new(listener)?,
+            nodelay_on_accept: true,
+        })
+    }
+
+    /// A listener on a listening socket made by [`TcpSocket`], whose
+    /// `TCP_NODELAY` setting its accepted streams inherit where they can.
+    pub(crate) fn from_socket(fd: OwnedFd) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            io: Async::new_nonblocking(std::net::TcpListener::from(fd))?,
+            nodelay_on_accept: !ACCEPT_INHERITS_NODELAY,
         })
     }
 
@@ -170,6 +194,7 @@ impl AsFd for TcpListener {
 /// on `WouldBlock`. Writes use `MSG_NOSIGNAL`: writing to a closed peer
 /// returns `BrokenPipe` (or `ConnectionReset`) and never raises `SIGPIPE`.
 /// `poll_close` shuts the write direction down (the peer reads end of stream).
+/// `TCP_NODELAY` is on ([`set_nodelay`](Self::set_nodelay) says why).
 pub struct TcpStream {
     io: Async<std::net::TcpStream>,
 }
@@ -198,20 +223,20 @@ impl TcpStream {
     }
 
     /// Like [`connect`](Self::connect), giving up after `timeout` with a
-    /// `TimedOut` error that names the addresses.
+    /// `TimedOut` error that names the addresses (or the host name). The
+    /// timeout covers the name lookup too.
     pub async fn connect_timeout(
         addr: impl ToSocketAddrs,
         timeout: Duration,
     ) -> io::Result<TcpStream> {
-        let addrs = resolve(&addr).await?;
-        match tarn_reactor::timeout(timeout, TcpStream::connect(addrs.as_slice())).await {
+        let resolve = lookup(&addr);
+        let what = resolve.describe();
+        let connect = async { TcpStream::connect(resolve.addrs().await?.as_slice()).await };
+        match tarn_reactor::timeout(timeout, connect).await {
             Ok(res) => res,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!(
-                    "connecting to {} timed out after {timeout:?}",
-                    describe(&addrs)
-                ),
+                format!("connecting to {what} timed out after {timeout:?}"),
             )),
         }
     }
@@ -266,7 +291,16 @@ impl TcpStream {
         self.io.get_ref().shutdown(how)
     }
 
-    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    /// Sets `TCP_NODELAY`: small writes leave at once instead of waiting
+    /// (Nagle's algorithm) for the peer to acknowledge earlier data.
+    ///
+    /// tarn turns it on for every stream that [`TcpListener::accept`] returns
+    /// and that [`connect`](Self::connect) makes, as Go does: with Nagle on,
+    /// a reply written in more than one piece (an echo loop with a 4 KiB
+    /// buffer answering 16 KiB) waits ~40 ms for the peer's delayed ACK.
+    /// `set_nodelay(false)` opts out, for a stream that sends many small
+    /// writes and prefers fewer packets to lower latency. A stream adopted
+    /// with [`from_std`](Self::from_std) keeps its own setting.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.io.get_ref().set_nodelay(on)
     }

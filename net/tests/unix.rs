@@ -132,6 +132,28 @@ fn pair_round_trip_with_vectored_writes() {
     });
 }
 
+/// More slices than the kernel takes in one `sendmsg` (IOV_MAX, 1024): the
+/// write sends what fits and says how much.
+#[test]
+fn a_vectored_write_of_2000_slices_writes_what_fits() {
+    run(async {
+        let (mut a, mut b) = UnixStream::pair()?;
+        let data = pattern(20_000, 2000);
+        let slices: Vec<IoSlice<'_>> = data.chunks(10).map(IoSlice::new).collect();
+        assert_eq!(slices.len(), 2000);
+        let reader = tarn_executor::spawn(async move {
+            let mut got = vec![0; 20_000];
+            b.read_exact(&mut got).await.map(|()| got)
+        });
+        let first = a.write_vectored(&slices).await?;
+        assert!(first > 0, "the first vectored write wrote nothing");
+        a.write_all(&data[first..]).await?;
+        let got = reader.await.unwrap()?;
+        assert!(got == data, "the stream arrived altered");
+        Ok(())
+    });
+}
+
 #[test]
 fn peek_leaves_the_data_queued() {
     run(async {
