@@ -243,6 +243,24 @@ fn http_hello_answers_curl() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!");
+
+    // A request with a 12 KiB header, as browsers send with many cookies.
+    let cookie = format!("Cookie: session={}", "c".repeat(12 * 1024));
+    let out = curl(&[
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "30",
+        "--header",
+        &cookie,
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!");
 }
 
 #[test]
@@ -289,9 +307,22 @@ fn http_hello_answers_pipelined_and_split_requests() {
     conn.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, HELLO);
 
-    // A head too large for the server's buffer is refused.
+    // Heads as large as real servers take (nginx 4 x 8 KiB, Node 16 KiB)
+    // are answered, up to 64 KiB, and split across writes too.
+    for size in [12 * 1024, 63 * 1024] {
+        let mut conn = connect(addr);
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(size));
+        for part in big.as_bytes().chunks(5000) {
+            conn.write_all(part).unwrap();
+        }
+        let mut reply = responses(1);
+        conn.read_exact(&mut reply).unwrap();
+        assert_eq!(reply, HELLO, "a head of {size} bytes");
+    }
+
+    // A head larger than that is refused.
     let mut conn = connect(addr);
-    let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(8192));
+    let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(65 * 1024));
     let _ = conn.write_all(huge.as_bytes());
     let mut rest = Vec::new();
     let _ = conn.read_to_end(&mut rest);
