@@ -11,10 +11,12 @@
 //! `tarn-reactor` does; it starts the first time a waker is stored with no
 //! driver around, and steps aside whenever a driving `block_on` is running.
 
+use std::cell::Cell;
 use std::future::Future;
+use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -22,35 +24,81 @@ use crate::reactor::{lock, Reactor};
 
 thread_local! {
     /// The parker whose thread is inside `react` right now, if any.
-    static REACTING: std::cell::Cell<*const ParkerInner> =
-        const { std::cell::Cell::new(std::ptr::null()) };
+    static REACTING: Cell<*const ParkerInner> = const { Cell::new(std::ptr::null()) };
+    /// Set while this thread drives (holds a [`DriverGuard`]): the wakers
+    /// it stores are its driver's concern, not the fallback thread's.
+    static SERVED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Driving `block_on`s in progress, process-wide.
 static DRIVERS: AtomicUsize = AtomicUsize::new(0);
 /// The fallback thread parks here while `DRIVERS > 0`.
 static FALLBACK_IDLE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
-static FALLBACK: Once = Once::new();
+/// The fallback thread runs (or is starting). Cleared if starting it
+/// failed or it ended, so that the next waiter tries again.
+static FALLBACK_RUNNING: AtomicBool = AtomicBool::new(false);
+/// A thread no driver serves stored a waker while another thread drove:
+/// when the last driver stops, the fallback thread must take over.
+static UNSERVED: AtomicBool = AtomicBool::new(false);
 
-/// Makes sure somebody will drive the reactor: starts the fallback thread
-/// the first time a waker is stored while no driving `block_on` runs.
-pub(crate) fn ensure_driven() {
-    if DRIVERS.load(SeqCst) == 0 && !FALLBACK.is_completed() {
-        start_fallback();
+/// Makes sure somebody will drive the reactor now that a waker is stored:
+/// starts the fallback thread if no driving `block_on` runs, or notes that
+/// it must start when the last one stops.
+///
+/// # Errors
+///
+/// If the fallback thread is needed and cannot start (no threads left);
+/// the next call tries again.
+pub(crate) fn ensure_driven() -> io::Result<()> {
+    if DRIVERS.load(SeqCst) > 0 {
+        if SERVED.try_with(Cell::get).unwrap_or(false) || UNSERVED.load(Relaxed) {
+            return Ok(());
+        }
+        // Flag first, then look again: either the last driver, stopping,
+        // sees the flag, or we see that it has stopped.
+        UNSERVED.store(true, SeqCst);
+        if DRIVERS.load(SeqCst) > 0 {
+            return Ok(());
+        }
+    }
+    start_fallback()
+}
+
+fn start_fallback() -> io::Result<()> {
+    if FALLBACK_RUNNING.load(SeqCst) || FALLBACK_RUNNING.swap(true, SeqCst) {
+        return Ok(());
+    }
+    match std::thread::Builder::new()
+        .name("tarn-reactor".into())
+        .spawn(fallback)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            FALLBACK_RUNNING.store(false, SeqCst);
+            Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "tarn: cannot start the thread that drives the reactor for \
+                     other executors (tarn-reactor): {e}"
+                ),
+            ))
+        }
     }
 }
 
-fn start_fallback() {
-    FALLBACK.call_once(|| {
-        std::thread::Builder::new()
-            .name("tarn-reactor".into())
-            .spawn(fallback)
-            .expect("tarn: cannot spawn the fallback reactor thread");
-    });
-}
-
 fn fallback() {
-    let reactor = Reactor::get();
+    /// Lets the next waiter start a new fallback thread should this one end.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            FALLBACK_RUNNING.store(false, SeqCst);
+        }
+    }
+    let _running = Running;
+    let reactor = match Reactor::try_get() {
+        Ok(reactor) => reactor,
+        Err(e) => return eprintln!("tarn: the fallback reactor thread cannot start: {e}"),
+    };
     crate::sys::batch_scheduling();
     loop {
         {
@@ -75,35 +123,71 @@ fn fallback() {
 /// Marks the current thread as a driver for as long as it lives.
 ///
 /// Executors hold one for the duration of their `block_on`; the fallback
-/// thread steps aside meanwhile.
+/// thread steps aside meanwhile, and takes over when the last guard goes
+/// if a thread that no driver serves (a foreign executor's) stored a waker
+/// in the meantime.
 #[derive(Debug)]
-pub struct DriverGuard(());
+pub struct DriverGuard {
+    /// This thread's `SERVED` before the guard, restored when it goes.
+    served_before: bool,
+    /// See [`enter_for_others`](Self::enter_for_others).
+    for_others: bool,
+}
 
 impl DriverGuard {
-    /// Starts driving: the fallback thread, if running, releases the reactor.
+    /// Starts driving, for an executor whose tasks are polled on this thread
+    /// alone and only while it drives (tarn's executor): the wakers they
+    /// store need no other driver after the guard goes, so they do not
+    /// start the fallback thread then. The fallback thread, if running,
+    /// releases the reactor.
     pub fn enter() -> DriverGuard {
-        if DRIVERS.fetch_add(1, SeqCst) == 0 && FALLBACK.is_completed() {
+        DriverGuard::start(false)
+    }
+
+    /// Like [`enter`](Self::enter), for a driver that polls futures of
+    /// other executors (such as [`block_on`] with an executor stacked on
+    /// it), whose tasks may wait on after the guard goes: if wakers or
+    /// timers are still waiting then, the fallback thread takes over.
+    /// Finding out costs a look at every source, once per guard.
+    pub fn enter_for_others() -> DriverGuard {
+        DriverGuard::start(true)
+    }
+
+    fn start(for_others: bool) -> DriverGuard {
+        let served_before = SERVED.try_with(|s| s.replace(true)).unwrap_or(false);
+        if DRIVERS.fetch_add(1, SeqCst) == 0 && FALLBACK_RUNNING.load(SeqCst) {
             if let Ok(reactor) = Reactor::try_get() {
                 reactor.notify();
             }
         }
-        DriverGuard(())
+        DriverGuard {
+            served_before,
+            for_others,
+        }
     }
 }
 
 impl Drop for DriverGuard {
     fn drop(&mut self) {
+        let _ = SERVED.try_with(|s| s.set(self.served_before));
+        if self.for_others && !FALLBACK_RUNNING.load(SeqCst) {
+            if let Ok(reactor) = Reactor::try_get() {
+                let stats = reactor.stats();
+                if stats.waiting_readers + stats.waiting_writers + stats.timers > 0 {
+                    UNSERVED.store(true, SeqCst);
+                }
+            }
+        }
         if DRIVERS.fetch_sub(1, SeqCst) == 1 {
-            // Wakers that other executors' tasks stored while we drove did
-            // not start the fallback thread (`ensure_driven` saw a driver);
-            // from now on nobody else would wake them. A waker stored after
-            // the decrement above sees no driver and starts it itself.
-            if !FALLBACK.is_completed() {
-                if let Ok(reactor) = Reactor::try_get() {
-                    let stats = reactor.stats();
-                    if stats.waiting_readers + stats.waiting_writers + stats.timers > 0 {
-                        start_fallback();
-                    }
+            // Wakers that unserved threads stored while we drove did not
+            // start the fallback thread; from now on nobody else would wake
+            // them. One stored after the decrement sees no driver and starts
+            // it itself.
+            if UNSERVED.swap(false, SeqCst) {
+                if let Err(e) = start_fallback() {
+                    eprintln!(
+                        "{e}; tasks of other executors waiting on tarn I/O wait until it can"
+                    );
                 }
             }
             let (mutex, idle) = &FALLBACK_IDLE;
@@ -294,7 +378,7 @@ impl Wake for ParkerInner {
 /// assert_eq!(answer, 42);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    let _driving = DriverGuard::enter();
+    let _driving = DriverGuard::enter_for_others();
     let parker = Parker::new();
     let waker = parker.waker();
     let mut cx = Context::from_waker(&waker);

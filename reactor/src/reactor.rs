@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{
     AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
     Ordering::SeqCst,
@@ -249,9 +250,10 @@ impl Reactor {
         }
     }
 
-    /// A waker was stored: make sure somebody will drive the reactor.
-    pub(crate) fn waiting(&self) {
-        crate::driver::ensure_driven();
+    /// A waker was stored: make sure somebody will drive the reactor
+    /// (starting the fallback thread if need be; an error if it cannot).
+    pub(crate) fn ensure_driven(&self) -> io::Result<()> {
+        crate::driver::ensure_driven()
     }
 
     /// `when` as the timer queue keys it: nanoseconds from the reactor's
@@ -278,7 +280,9 @@ impl Reactor {
         if wake_driver {
             self.notify();
         }
-        self.waiting();
+        // A timer has no error to return: if no driver can be started now,
+        // it fires once one runs (the next waiter tries again).
+        let _ = self.ensure_driven();
         id
     }
 
@@ -432,7 +436,10 @@ impl ReactorLock<'_> {
         let woken = wakers.len();
         reactor.wakes.fetch_add(woken as u64, Relaxed);
         for waker in wakers.drain(..) {
-            waker.wake();
+            // A waker that panics (a foreign executor's bug) has been
+            // reported by the panic hook; it must not keep the rest of the
+            // batch asleep, nor end the thread that drives.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
         driver.wakers = wakers;
         Ok(woken)

@@ -208,7 +208,7 @@ impl Source {
         state[dir as usize].store(tick, slot, cx);
         self.arm(reactor, &mut state, dir)?;
         drop(state);
-        reactor.waiting();
+        reactor.ensure_driven()?;
         Poll::Pending
     }
 

@@ -15,7 +15,9 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -405,4 +407,128 @@ fn unix_stream_pair_is_usable_after_into_inner_under_a_foreign_executor() {
             assert_eq!(&buf, b"abcdef");
         });
     });
+}
+
+/// A waker that panics in `wake`, as a buggy foreign executor's might.
+fn panicking_waker() -> Waker {
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker panics in wake()");
+        }
+    }
+    Waker::from(Arc::new(Panics))
+}
+
+/// A waker that records that it was woken.
+fn flag_waker() -> (Waker, Arc<AtomicBool>) {
+    struct Flag(Arc<AtomicBool>);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    (Waker::from(Arc::new(Flag(Arc::clone(&flag)))), flag)
+}
+
+/// Counts the panics of this process (and prints them as usual).
+fn count_panics() -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&count);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        counted.fetch_add(1, SeqCst);
+        previous(info);
+    }));
+    count
+}
+
+#[test]
+fn a_panicking_waker_does_not_stop_the_rest_of_its_batch() {
+    common::isolated_with_patience(
+        "a_panicking_waker_does_not_stop_the_rest_of_its_batch",
+        common::HANG,
+        || {
+            let panics = count_panics();
+            let (peer, a) = pair();
+            let a = Async::new(a).unwrap();
+            // Drive the reactor here (the fallback thread steps aside), so
+            // the event is dispatched by the `react` call below.
+            let _driving = tarn_reactor::DriverGuard::enter();
+            let mut driver = tarn_reactor::Reactor::get().lock();
+            // Two waiters on one fd and direction, the panicking one first:
+            // one event wakes both, in that order.
+            let bad = panicking_waker();
+            let (good, woken) = flag_waker();
+            let mut first = Box::pin(a.readable());
+            let mut second = Box::pin(a.readable());
+            let mut cx = Context::from_waker(&bad);
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+            let mut cx = Context::from_waker(&good);
+            assert!(second.as_mut().poll(&mut cx).is_pending());
+
+            (&peer).write_all(b"x").unwrap();
+            let reacted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                driver.react(Some(Duration::from_secs(2)))
+            }));
+            assert!(
+                woken.load(SeqCst),
+                "the waker after the panicking one was not woken"
+            );
+            assert_eq!(reacted.ok().map(|r| r.unwrap()), Some(2), "react");
+            assert_eq!(panics.load(SeqCst), 1, "the panic is reported once");
+        },
+    );
+}
+
+#[test]
+fn the_fallback_thread_survives_a_panicking_waker() {
+    common::isolated_with_patience(
+        "the_fallback_thread_survives_a_panicking_waker",
+        Duration::from_secs(20),
+        || {
+            let panics = count_panics();
+            let (a_peer, a) = pair();
+            let a = Async::new(a).unwrap();
+            // No tarn executor here: the fallback thread drives, and it is
+            // the one that calls the panicking waker.
+            let bad = panicking_waker();
+            let mut readable = Box::pin(a.readable());
+            assert!(readable
+                .as_mut()
+                .poll(&mut Context::from_waker(&bad))
+                .is_pending());
+            (&a_peer).write_all(b"x").unwrap();
+            let started = Instant::now();
+            while panics.load(SeqCst) == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "the fallback thread never woke the panicking waker"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+
+            // Later foreign reads and timers still complete.
+            let (b_peer, b) = pair();
+            let (done, finished) = mpsc::channel();
+            thread::spawn(move || {
+                let res = futures::executor::block_on(async {
+                    let mut b = Async::new(b)?;
+                    Timer::after(Duration::from_millis(5)).await;
+                    let mut buf = [0; 5];
+                    b.read_exact(&mut buf).await?;
+                    io::Result::Ok(buf)
+                });
+                let _ = done.send(res);
+            });
+            thread::sleep(Duration::from_millis(20));
+            (&b_peer).write_all(b"hello").unwrap();
+            let read = finished
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a foreign read after the panic never completed");
+            assert_eq!(&read.unwrap(), b"hello");
+            assert_eq!(panics.load(SeqCst), 1);
+        },
+    );
 }

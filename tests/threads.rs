@@ -1,0 +1,83 @@
+//! Which threads tarn starts: none of its own for a program that only uses
+//! tarn's executor, and the fallback reactor thread (`tarn-reactor`) only
+//! when a task of another executor waits on tarn I/O.
+
+mod common;
+
+use std::io;
+use std::time::Duration;
+
+use tarn::io::AsyncReadExt;
+use tarn::net::{TcpListener, TcpStream};
+
+/// The threads of this process named `name`.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == name)
+        })
+        .count()
+}
+
+#[test]
+fn block_on_leaving_a_task_waiting_starts_no_thread() {
+    common::isolated("block_on_leaving_a_task_waiting_starts_no_thread", || {
+        let (_client, _listener) = tarn::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let client = TcpStream::connect(listener.local_addr()?).await?;
+            let (mut conn, _) = listener.accept().await?;
+            // A task still waiting on a read when block_on returns: it
+            // continues at the next block_on, and needs no other driver.
+            tarn::spawn(async move {
+                let mut buf = [0; 16];
+                conn.read(&mut buf).await
+            })
+            .detach();
+            tarn::Timer::after(Duration::from_millis(1)).await;
+            io::Result::Ok((client, listener))
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            threads_named("tarn-reactor"),
+            0,
+            "a fallback thread started"
+        );
+    });
+}
+
+#[test]
+fn a_foreign_task_waiting_when_block_on_returns_gets_the_fallback_thread() {
+    common::isolated(
+        "a_foreign_task_waiting_when_block_on_returns_gets_the_fallback_thread",
+        || {
+            let (stored_tx, stored_rx) = std::sync::mpsc::channel();
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let foreign = std::thread::spawn(move || {
+                futures::executor::block_on(async {
+                    let b = tarn::Async::new(b)?;
+                    let mut readable = Box::pin(b.readable());
+                    // Stored its waker while the main thread drives.
+                    assert!(futures::poll!(readable.as_mut()).is_pending());
+                    stored_tx.send(()).unwrap();
+                    readable.await
+                })
+            });
+            tarn::block_on(async {
+                while stored_rx.try_recv().is_err() {
+                    tarn::Timer::after(Duration::from_millis(1)).await;
+                }
+            });
+            // It starts as block_on returns, and names itself once running.
+            assert!(
+                common::eventually(Duration::from_secs(5), || threads_named("tarn-reactor")
+                    == 1),
+                "no fallback thread took over"
+            );
+            std::io::Write::write_all(&mut &a, b"x").unwrap();
+            foreign.join().unwrap().unwrap();
+        },
+    );
+}
