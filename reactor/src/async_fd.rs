@@ -80,8 +80,28 @@ impl<T: AsFd> Async<T> {
         self.io.as_ref().expect("io is present until drop")
     }
 
-    /// The inner I/O handle, mutably. Do not replace its fd.
-    pub fn get_mut(&mut self) -> &mut T {
+    /// The inner I/O handle, mutably.
+    ///
+    /// `unsafe`, as in async-io: with a `&mut T`, safe code could replace
+    /// the handle (`std::mem::swap` with another socket) or close its fd
+    /// while the reactor still has the old fd registered, and that stale
+    /// registration would make a later socket that gets the same fd number
+    /// fail to register.
+    ///
+    /// # Safety
+    ///
+    /// The handle must keep the fd it had, open, until the `Async` is
+    /// dropped or [`into_inner`](Self::into_inner) is called: do not swap,
+    /// replace or close it through this reference.
+    ///
+    /// ```compile_fail
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut a = tarn_reactor::Async::new(a).unwrap();
+    /// let (other, _) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// // Would leave the reactor watching a closed fd: needs `unsafe`.
+    /// let _closed = std::mem::replace(a.get_mut(), other);
+    /// ```
+    pub unsafe fn get_mut(&mut self) -> &mut T {
         self.io.as_mut().expect("io is present until drop")
     }
 
@@ -123,7 +143,12 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Like [`read_with`](Self::read_with), with mutable access.
-    pub async fn read_with_mut<R>(
+    ///
+    /// # Safety
+    ///
+    /// As for [`get_mut`](Self::get_mut): `op` must not replace or close
+    /// the handle's fd.
+    pub async unsafe fn read_with_mut<R>(
         &mut self,
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
@@ -140,7 +165,12 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Like [`write_with`](Self::write_with), with mutable access.
-    pub async fn write_with_mut<R>(
+    ///
+    /// # Safety
+    ///
+    /// As for [`get_mut`](Self::get_mut): `op` must not replace or close
+    /// the handle's fd.
+    pub async unsafe fn write_with_mut<R>(
         &mut self,
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {

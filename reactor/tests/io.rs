@@ -297,17 +297,24 @@ fn read_with_and_write_with_retry_until_the_operation_succeeds() {
                 let mut left = filled;
                 let mut buf = vec![0u8; 64 * 1024];
                 while left > 0 {
-                    let n = b.read_with_mut(|s| s.read(&mut buf)).await.unwrap();
+                    // SAFETY: the closure reads; it keeps the fd.
+                    let n = unsafe { b.read_with_mut(|s| s.read(&mut buf)) }
+                        .await
+                        .unwrap();
                     left -= n;
                 }
-                b.read_with_mut(|s| {
-                    let mut one = [0u8];
-                    s.read_exact(&mut one).map(|()| one[0])
-                })
+                // SAFETY: as above.
+                unsafe {
+                    b.read_with_mut(|s| {
+                        let mut one = [0u8];
+                        s.read_exact(&mut one).map(|()| one[0])
+                    })
+                }
                 .await
                 .unwrap()
             };
-            let write = a.write_with_mut(|s| s.write(&[42]));
+            // SAFETY: the closure writes; it keeps the fd.
+            let write = unsafe { a.write_with_mut(|s| s.write(&[42])) };
             let (last, wrote) = futures::join!(drain, write);
             assert_eq!(wrote.unwrap(), 1);
             assert_eq!(last, 42);
@@ -372,9 +379,11 @@ fn get_ref_and_get_mut_reach_the_handle() {
         );
         // Non-blocking was set by Async::new: a raw read would block.
         let mut byte = [0u8];
-        let err = a.get_mut().read(&mut byte).unwrap_err();
+        // SAFETY: reads and writes through the handle keep its fd.
+        let inner = unsafe { a.get_mut() };
+        let err = inner.read(&mut byte).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        a.get_mut().write_all(b"m").unwrap();
+        inner.write_all(b"m").unwrap();
         block_on(async {
             let mut b = b;
             b.read_exact(&mut byte).await.unwrap();
