@@ -40,14 +40,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub use tarn_blocking::{unblock, Unblock};
 pub use tarn_executor::{
-    block_on, spawn, unblock, yield_now, Builder, JoinError, JoinHandle, LocalExecutor,
+    block_on, spawn, yield_now, Builder, JoinError, JoinHandle, LocalExecutor,
 };
 pub use tarn_reactor::{timeout, Async, Reactor, TimedOut, Timer};
 
 /// The blocking pool behind [`unblock`]: its size and how to observe it.
 pub mod blocking {
-    pub use tarn_executor::{unblock, unblock_threads, Unblock, IDLE_TIMEOUT, MAX_THREADS};
+    pub use tarn_blocking::*;
 }
 
 /// The readiness selector (epoll, poll, select) under the reactor.

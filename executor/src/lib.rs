@@ -1,4 +1,4 @@
-//! tarn's executor: [`block_on`], [`spawn`], [`yield_now`] and [`unblock`].
+//! tarn's executor: [`block_on`], [`spawn`], [`JoinHandle`] and [`yield_now`].
 //!
 //! One [`LocalExecutor`] per thread runs tasks that need not be `Send`,
 //! in FIFO order, and sleeps inside the reactor's `select` when none is
@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tarn_executor::{block_on, spawn, unblock, yield_now};
+//! use tarn_executor::{block_on, spawn, yield_now};
 //!
 //! let out = block_on(async {
 //!     let ticker = spawn(async {
@@ -22,9 +22,9 @@
 //!         }
 //!         "ticked"
 //!     });
-//!     let answer = unblock(|| 6 * 7).await;
+//!     let answer = spawn(async { 6 * 7 });
 //!     tarn_reactor::Timer::after(Duration::from_millis(1)).await;
-//!     (ticker.await.unwrap(), answer)
+//!     (ticker.await.unwrap(), answer.await.unwrap())
 //! });
 //! assert_eq!(out, ("ticked", 42));
 //! ```
@@ -38,10 +38,8 @@ mod join;
 // The one-allocation task, reached through raw pointers.
 #[allow(unsafe_code)]
 mod task;
-mod unblock;
 mod yield_now;
 
 pub use executor::{block_on, spawn, Builder, LocalExecutor};
 pub use join::{JoinError, JoinHandle};
-pub use unblock::{unblock, unblock_threads, Unblock, IDLE_TIMEOUT, MAX_THREADS};
 pub use yield_now::{yield_now, YieldNow};

@@ -1,5 +1,5 @@
 //! [`ToSocketAddrs`]: addresses to bind or connect to, resolved without
-//! blocking the executor (names go to the `unblock` pool).
+//! blocking the executor (names go to tarn's blocking pool).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 ///
 /// Implemented for the same types as std's `ToSocketAddrs`. Literal
 /// addresses are parsed on the spot; host names are resolved on tarn's
-/// blocking pool ([`unblock`](tarn_executor::unblock)), so a slow DNS
+/// blocking pool ([`tarn_blocking`]), so a slow DNS
 /// server never blocks the executor thread.
 pub trait ToSocketAddrs: sealed::Sealed {}
 
@@ -47,9 +47,9 @@ impl Resolve {
         match self {
             Resolve::Ready(addrs) => addrs,
             Resolve::Lookup(name) => {
-                tarn_executor::unblock(move || {
+                tarn_blocking::try_unblock(move || {
                     std::net::ToSocketAddrs::to_socket_addrs(&name.as_str()).map(Iterator::collect)
-                })
+                })?
                 .await
             }
         }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tarn_executor::{block_on, spawn, unblock, unblock_threads, IDLE_TIMEOUT, MAX_THREADS};
+use tarn_blocking::{threads, unblock, IDLE_TIMEOUT, MAX_THREADS};
+use tarn_executor::{block_on, spawn};
 
 #[test]
 fn unblock_pool_behaviour() {
@@ -40,7 +41,7 @@ fn unblock_pool_behaviour() {
         sum
     });
     assert_eq!(sum, 28);
-    let grown = unblock_threads();
+    let grown = threads();
     assert!((8..=MAX_THREADS).contains(&grown), "{grown} threads");
 
     // Bounded: more jobs than MAX_THREADS still all complete, queued.
@@ -50,7 +51,7 @@ fn unblock_pool_behaviour() {
             .map(|_| spawn(unblock(|| thread::sleep(Duration::from_millis(5)))))
             .collect();
         for job in &jobs {
-            assert!(unblock_threads() <= MAX_THREADS);
+            assert!(threads() <= MAX_THREADS);
             let _ = job;
         }
         let count = jobs.len();
@@ -60,15 +61,15 @@ fn unblock_pool_behaviour() {
         count
     });
     assert_eq!(done, n);
-    assert!(unblock_threads() <= MAX_THREADS);
+    assert!(threads() <= MAX_THREADS);
 
     // Shrinks when idle.
     let deadline = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(20);
-    while unblock_threads() > 0 {
+    while threads() > 0 {
         assert!(
             Instant::now() < deadline,
             "{} threads still alive",
-            unblock_threads()
+            threads()
         );
         thread::sleep(Duration::from_millis(100));
     }
