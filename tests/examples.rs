@@ -508,6 +508,90 @@ fn unix_echo_replaces_a_stale_socket_and_echoes() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// Runs `work` while strace watches process `pid`; returns how many
+/// read-family syscalls it made meanwhile, and how many of them failed with
+/// `EAGAIN`.
+fn reads_during(pid: u32, work: impl FnOnce()) -> (usize, usize) {
+    let out = std::env::temp_dir().join(format!(
+        "tarn-strace-{}-{pid}-{}.txt",
+        std::process::id(),
+        common::backend_name()
+    ));
+    let mut strace = match Command::new("strace")
+        .args(["-f", "-e", "trace=read,readv,recvfrom,recvmsg", "-o"])
+        .arg(&out)
+        .args(["-p", &pid.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(strace) => strace,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            panic!("strace is not installed; install it (apt-get install strace) to run this test")
+        }
+        Err(e) => panic!("cannot run strace: {e}"),
+    };
+    // strace says so on stderr once it has attached.
+    let mut stderr = BufReader::new(strace.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("attached") {
+        line.clear();
+        let n = stderr.read_line(&mut line).expect("strace's stderr");
+        assert!(n > 0, "strace exited without attaching to {pid}");
+    }
+    work();
+    // SIGINT: strace detaches and writes out what it saw.
+    // SAFETY: kill takes plain integers; the pid is our own child's.
+    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+    strace.wait().expect("strace");
+    let trace = std::fs::read_to_string(&out).expect("strace's output");
+    let _ = std::fs::remove_file(&out);
+    let reads = trace.lines().filter(|l| l.contains(") = ")).count();
+    let eagain = trace.lines().filter(|l| l.contains("EAGAIN")).count();
+    (reads, eagain)
+}
+
+/// The echo examples answer each message with one read and one write: a
+/// read that comes back short shows the socket drained, so the next read
+/// waits for readiness instead of making a syscall that says `EAGAIN`.
+/// TCP and Unix streams share that path.
+#[test]
+fn echo_examples_read_each_message_without_an_eagain() {
+    const MESSAGES: usize = 200;
+    fn exchange(conn: &mut (impl Read + Write)) {
+        for i in 0..MESSAGES {
+            assert_echoes(conn, format!("message {i:04} of {MESSAGES}").as_bytes());
+            // Time for the server to come back to its read before the next
+            // message: a read syscall then would say EAGAIN.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    let (server, addr) = Running::server("echo");
+    let mut conn = connect(addr);
+    let (reads, eagain) = reads_during(server.child.id(), || exchange(&mut conn));
+    assert!(
+        eagain <= MESSAGES / 100 && reads <= MESSAGES + MESSAGES / 100,
+        "echo: {reads} reads, {eagain} of them EAGAIN, for {MESSAGES} messages"
+    );
+
+    let path = std::env::temp_dir().join(format!(
+        "tarn-unix-echo-reads-{}-{}.sock",
+        std::process::id(),
+        common::backend_name()
+    ));
+    let server = Running::start("unix_echo", &[path.to_str().unwrap()]);
+    server.listening_on();
+    let mut conn = UnixStream::connect(&path).unwrap();
+    conn.set_read_timeout(Some(CHILD_PATIENCE)).unwrap();
+    let (reads, eagain) = reads_during(server.child.id(), || exchange(&mut conn));
+    drop(server);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        eagain <= MESSAGES / 100 && reads <= MESSAGES + MESSAGES / 100,
+        "unix_echo: {reads} reads, {eagain} of them EAGAIN, for {MESSAGES} messages"
+    );
+}
+
 #[test]
 fn unix_echo_refuses_to_remove_a_file_that_is_not_a_socket() {
     let path = std::env::temp_dir().join(format!(

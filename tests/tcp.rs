@@ -18,7 +18,7 @@ use futures::channel::oneshot;
 use futures::future::try_join_all;
 use futures::StreamExt;
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
-use tarn::net::{reunite, TcpListener, TcpSocket, TcpStream};
+use tarn::net::{TcpListener, TcpSocket, TcpStream};
 
 #[test]
 fn on_poll_and_select_backends() {
@@ -339,7 +339,7 @@ fn owned_halves_move_to_tasks_and_reunite() {
         let reader = reading.await.unwrap()?;
         assert_eq!(reader.stream().local_addr()?, writer.stream().local_addr()?);
 
-        let mut conn = reunite(reader, writer).expect("halves of one stream");
+        let mut conn = reader.reunite(writer).expect("halves of one stream");
         assert_eq!(conn.local_addr()?, local);
         conn.write_all(b"whole again").await?;
         let mut reply = [0; 11];
@@ -349,9 +349,9 @@ fn owned_halves_move_to_tasks_and_reunite() {
         // Halves of different streams are handed back.
         let (r1, w1) = conn.into_split();
         let (r2, w2) = TcpStream::connect(addr).await?.into_split();
-        let tarn::net::ReuniteError(r1, w2) = reunite(r1, w2).unwrap_err();
-        assert!(reunite(r1, w1).is_ok());
-        drop(reunite(r2, w2).unwrap());
+        let tarn::net::ReuniteError(r1, w2) = r1.reunite(w2).unwrap_err();
+        assert!(w1.reunite(r1).is_ok());
+        drop(r2.reunite(w2).unwrap());
         io::Result::Ok(())
     })
     .unwrap();

@@ -1,14 +1,132 @@
-//! The accept loop shared by every listener: it backs off while the
-//! process is out of fds instead of spinning, skips transient errors, and
-//! survives connections it cannot register with the reactor.
+//! What [`TcpListener`](crate::TcpListener) and
+//! [`UnixListener`](crate::UnixListener) share: the accept loop, which backs
+//! off while the process is out of fds instead of spinning, skips transient
+//! errors, and survives connections it cannot register with the reactor;
+//! [`Incoming`]; and the methods that differ only in the types they name
+//! (`listener_socket!`).
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use futures_core::Stream;
 use tarn_reactor::Timer;
+
+/// A listening socket: [`TcpListener`](crate::TcpListener) or
+/// [`UnixListener`](crate::UnixListener).
+///
+/// Sealed; it names what [`Incoming`] can take connections from, so that
+/// one type serves both kinds of listener.
+pub trait Listener: sealed::Accept + fmt::Debug {}
+
+pub(crate) mod sealed {
+    use std::io;
+    use std::task::{Context, Poll};
+
+    /// One accept, as a listener type does it.
+    pub trait Accept {
+        /// The connection type.
+        type Stream;
+        /// The peer's address type.
+        type Addr;
+
+        /// Polls for the next connection, with the loop's memory in `state`.
+        fn poll_accept(
+            &self,
+            state: &mut super::AcceptState,
+            cx: &mut Context<'_>,
+        ) -> Poll<io::Result<(Self::Stream, Self::Addr)>>;
+    }
+}
+
+/// Waits for the next connection on `listener`.
+pub(crate) async fn accept<L: Listener>(listener: &L) -> io::Result<(L::Stream, L::Addr)> {
+    let mut state = AcceptState::default();
+    std::future::poll_fn(|cx| listener.poll_accept(&mut state, cx)).await
+}
+
+/// The stream of a listener's `incoming()`: its connections, forever (an
+/// `accept` in a loop, with the same back-off while out of fds).
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming<'a, L> {
+    listener: &'a L,
+    state: AcceptState,
+}
+
+impl<'a, L: Listener> Incoming<'a, L> {
+    pub(crate) fn new(listener: &'a L) -> Incoming<'a, L> {
+        Incoming {
+            listener,
+            state: AcceptState::default(),
+        }
+    }
+}
+
+impl<L: Listener> Stream for Incoming<'_, L> {
+    type Item = io::Result<L::Stream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let res = ready!(this.listener.poll_accept(&mut this.state, cx));
+        Poll::Ready(Some(res.map(|(stream, _)| stream)))
+    }
+}
+
+/// The inherent methods and trait impls that `TcpListener` and
+/// `UnixListener` share, for `$ty` holding `io: Async<$std>`, accepting
+/// `$stream`s from peers addressed by `$addr`.
+macro_rules! listener_socket {
+    ($ty: ident, $std: ty, $stream: ty, $addr: ty) => {
+        impl $crate::accept::Listener for $ty {}
+
+        impl $ty {
+            /// Waits for a connection; returns it with the peer's address.
+            ///
+            /// When the process or system is out of file descriptors
+            /// (`EMFILE`, `ENFILE`), waits (5 ms, doubling up to 1 s) and
+            /// tries again, so the server neither spins nor stops: existing
+            /// connections keep being served, and accepting resumes once fds
+            /// are freed. Transient errors (`ECONNABORTED`: the peer gave up
+            /// while queued) are skipped, and so is a connection that cannot
+            /// be registered with the reactor.
+            pub async fn accept(&self) -> io::Result<($stream, $addr)> {
+                $crate::accept::accept(self).await
+            }
+
+            /// The stream of incoming connections ([`accept`](Self::accept)
+            /// in a loop).
+            pub fn incoming(&self) -> $crate::Incoming<'_, $ty> {
+                $crate::Incoming::new(self)
+            }
+
+            /// The address the listener is bound to.
+            pub fn local_addr(&self) -> io::Result<$addr> {
+                self.io.get_ref().local_addr()
+            }
+
+            /// Deregisters the listener and returns it as a std listener
+            /// (still non-blocking).
+            pub fn into_std(self) -> io::Result<$std> {
+                self.io.into_inner()
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("fd", &std::os::fd::AsRawFd::as_raw_fd(&self.io))
+                    .field("local_addr", &self.local_addr().ok())
+                    .finish()
+            }
+        }
+
+        fd_traits!($ty);
+    };
+}
 
 /// The first and the longest pause of `accept` while the process is out of fds.
 const EXHAUSTED_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
@@ -18,7 +136,7 @@ const EXHAUSTED_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duratio
 /// Generic over what is accepted, so that any listener can share it: the
 /// caller passes its accept syscall wrapped in `poll_read_with`.
 #[derive(Debug)]
-pub(crate) struct AcceptState {
+pub struct AcceptState {
     pause: Option<Timer>,
     next_pause: Duration,
 }

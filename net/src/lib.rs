@@ -42,6 +42,26 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+/// `AsRawFd` and `AsFd` for a socket type that holds `io: Async<_>`.
+macro_rules! fd_traits {
+    ($ty: ty) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.io)
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.io)
+            }
+        }
+    };
+}
+
+#[macro_use]
+mod stream;
+#[macro_use]
 mod accept;
 mod addr;
 mod socket;
@@ -50,11 +70,10 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use accept::{Incoming, Listener};
 pub use addr::ToSocketAddrs;
 pub use socket::{TcpSocket, DEFAULT_BACKLOG};
-pub use tcp::{
-    reunite, Incoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
-    TcpStream, WriteHalf,
-};
+pub use stream::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, StreamSocket, WriteHalf};
+pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -144,23 +144,72 @@ pub(crate) fn connect(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<bool> {
     }
 }
 
+/// A socket address as the kernel wrote it (`accept`), of any family.
+pub(crate) struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawAddr {
+    /// The address of an IPv4 or IPv6 peer.
+    pub(crate) fn inet(&self) -> io::Result<SocketAddr> {
+        from_sockaddr(&self.storage)
+    }
+
+    /// The address of a Unix-domain peer.
+    pub(crate) fn unix(&self) -> io::Result<std::os::unix::net::SocketAddr> {
+        // SAFETY: sockaddr_storage is larger than and aligned for
+        // sockaddr_un, and the kernel wrote a Unix address (or nothing,
+        // leaving zeroes, which read as an unnamed address).
+        let addr: &libc::sockaddr_un =
+            unsafe { &*(&self.storage as *const libc::sockaddr_storage).cast() };
+        from_sockaddr_un(addr, self.len)
+    }
+}
+
 /// Accepts a connection as a non-blocking, close-on-exec socket.
-pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
-    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, RawAddr)> {
+    let mut addr = RawAddr {
+        // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+        storage: unsafe { std::mem::zeroed() },
+        len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+    };
     // SAFETY: `storage` has room for `len` bytes, and `len` is updated by the kernel.
     let conn = cvt(unsafe {
         libc::accept4(
             fd,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
+            (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+            &mut addr.len,
             libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
         )
     })?;
     // SAFETY: the kernel just returned this fd; nothing else owns it.
-    let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-    Ok((conn, from_sockaddr(&storage)?))
+    Ok((unsafe { OwnedFd::from_raw_fd(conn) }, addr))
+}
+
+/// `recv` into `buf`.
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe the live slice `buf`.
+    cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+}
+
+/// `readv` into `bufs` (at most [`MAX_IOV`] of them).
+pub(crate) fn recv_vectored(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+    let len = bufs.len().min(MAX_IOV);
+    // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix, and the
+    // first `len` of them describe live, writable buffers.
+    cvt_size(unsafe { libc::readv(fd, bufs.as_ptr().cast(), len as libc::c_int) })
+}
+
+/// Shuts down one or both directions of a socket.
+pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: shutdown takes plain integers.
+    cvt(unsafe { libc::shutdown(fd, how) }).map(drop)
 }
 
 /// `send` that reports a closed peer as `EPIPE` instead of raising `SIGPIPE`.
@@ -339,25 +388,6 @@ pub(crate) fn send_to_unix(fd: RawFd, buf: &[u8], addr: &UnixAddr) -> io::Result
             addr.len,
         )
     })
-}
-
-/// Accepts a Unix-domain connection as a non-blocking, close-on-exec socket.
-pub(crate) fn accept_unix(fd: RawFd) -> io::Result<(OwnedFd, std::os::unix::net::SocketAddr)> {
-    // SAFETY: sockaddr_un is plain data, valid when zeroed.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `addr` has room for `len` bytes, and `len` is updated by the kernel.
-    let conn = cvt(unsafe {
-        libc::accept4(
-            fd,
-            (&mut addr as *mut libc::sockaddr_un).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    })?;
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-    Ok((conn, from_sockaddr_un(&addr, len)?))
 }
 
 /// Reads back a Unix-domain address the kernel filled in. std has no

@@ -1,19 +1,15 @@
-//! TCP: [`TcpListener`], [`TcpStream`] and its halves.
+//! TCP: [`TcpListener`] and [`TcpStream`]. What they share with the Unix
+//! stream types lives in `stream.rs` and `accept.rs`.
 
-use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read};
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
-use futures_io::{AsyncRead, AsyncWrite};
 use tarn_reactor::Async;
 
-use crate::accept::AcceptState;
+use crate::accept::{sealed::Accept, AcceptState};
 use crate::addr::{lookup, no_address, resolve, ToSocketAddrs};
 use crate::socket::{TcpSocket, DEFAULT_BACKLOG};
 use crate::sys;
@@ -29,7 +25,7 @@ use crate::sys;
 ///     let client = tarn_executor::spawn(async move { TcpStream::connect(addr).await });
 ///     let (server_side, peer) = listener.accept().await?;
 ///     assert_eq!(peer, client.await.unwrap()?.local_addr()?);
-///     # drop(server_side);
+///     assert!(server_side.nodelay()?);
 ///     std::io::Result::Ok(())
 /// })?;
 /// # std::io::Result::Ok(())
@@ -45,10 +41,13 @@ pub struct TcpListener {
 /// Whether an accepted socket inherits the listener's `TCP_NODELAY`.
 const ACCEPT_INHERITS_NODELAY: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
+listener_socket!(TcpListener, std::net::TcpListener, TcpStream, SocketAddr);
+
 impl TcpListener {
     /// Binds to the first of `addr`'s addresses that works, with
     /// `SO_REUSEADDR` and a backlog of [`DEFAULT_BACKLOG`]; use
-    /// [`TcpSocket`] for other settings.
+    /// [`TcpSocket`] for other settings. The streams it accepts have
+    /// `TCP_NODELAY` on (see [`TcpStream::set_nodelay`]).
     ///
     /// # Errors
     ///
@@ -69,50 +68,6 @@ impl TcpListener {
             }
         }
         Err(last.unwrap_or_else(|| no_address("bind to")))
-    }
-
-    /// Waits for a connection; returns it with the peer's address. The
-    /// stream has `TCP_NODELAY` on (see [`TcpStream::set_nodelay`]).
-    ///
-    /// When the process or system is out of file descriptors (`EMFILE`,
-    /// `ENFILE`), waits (5 ms, doubling up to 1 s) and tries again, so the
-    /// server neither spins nor stops: existing connections keep being
-    /// served, and accepting resumes once fds are freed. Transient errors
-    /// (`ECONNABORTED`: the peer gave up while queued) are skipped.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut state = AcceptState::default();
-        std::future::poll_fn(|cx| self.poll_accept(&mut state, cx)).await
-    }
-
-    fn poll_accept(
-        &self,
-        state: &mut AcceptState,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let fd = self.io.as_raw_fd();
-        state.poll(
-            cx,
-            |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
-            |(conn, addr)| {
-                if self.nodelay_on_accept {
-                    sys::setsockopt(conn.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
-                }
-                TcpStream::from_nonblocking(conn).map(|s| (s, addr))
-            },
-        )
-    }
-
-    /// The stream of incoming connections ([`accept`](Self::accept) in a loop).
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming {
-            listener: self,
-            state: AcceptState::default(),
-        }
-    }
-
-    /// The address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
     }
 
     /// Sets `IP_TTL`.
@@ -142,49 +97,28 @@ impl TcpListener {
             nodelay_on_accept: !ACCEPT_INHERITS_NODELAY,
         })
     }
-
-    /// Deregisters the listener and returns it as a std listener (still non-blocking).
-    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        self.io.into_inner()
-    }
 }
 
-/// The stream of [`TcpListener::incoming`]: yields connections forever.
-#[derive(Debug)]
-#[must_use = "streams do nothing unless polled"]
-pub struct Incoming<'a> {
-    listener: &'a TcpListener,
-    state: AcceptState,
-}
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
 
-impl Stream for Incoming<'_> {
-    type Item = io::Result<TcpStream>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let res = ready!(this.listener.poll_accept(&mut this.state, cx));
-        Poll::Ready(Some(res.map(|(stream, _)| stream)))
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("fd", &self.io.as_raw_fd())
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
+    fn poll_accept(
+        &self,
+        state: &mut AcceptState,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let fd = self.io.as_raw_fd();
+        state.poll(
+            cx,
+            |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
+            |(conn, addr)| {
+                if self.nodelay_on_accept {
+                    sys::setsockopt(conn.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+                }
+                Ok((TcpStream::from_nonblocking(conn)?, addr.inet()?))
+            },
+        )
     }
 }
 
@@ -195,13 +129,39 @@ impl AsFd for TcpListener {
 /// returns `BrokenPipe` (or `ConnectionReset`) and never raises `SIGPIPE`.
 /// `poll_close` shuts the write direction down (the peer reads end of stream).
 /// `TCP_NODELAY` is on ([`set_nodelay`](Self::set_nodelay) says why).
+///
+/// ```
+/// use tarn_net::{TcpListener, TcpStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// tarn_executor::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     // One task reads while another writes: split the stream.
+///     let (mut from_client, mut to_client) = server.into_split();
+///     tarn_executor::spawn(async move {
+///         futures::io::copy(&mut from_client, &mut to_client).await
+///     })
+///     .detach();
+///     client.write_all(b"ping").await?;
+///     let mut reply = [0; 4];
+///     client.read_exact(&mut reply).await?;
+///     assert_eq!(&reply, b"ping");
+///     std::io::Result::Ok(())
+/// })?;
+/// # std::io::Result::Ok(())
+/// ```
 pub struct TcpStream {
     io: Async<std::net::TcpStream>,
 }
 
+stream_socket!(TcpStream, std::net::TcpStream, SocketAddr);
+
 impl TcpStream {
     /// Connects to `addr`, trying each of its addresses in order; host names
-    /// are resolved on the blocking pool.
+    /// are resolved on the blocking pool. The stream has `TCP_NODELAY` on
+    /// (see [`set_nodelay`](Self::set_nodelay)).
     ///
     /// # Errors
     ///
@@ -253,44 +213,6 @@ impl TcpStream {
         Ok(stream)
     }
 
-    fn from_nonblocking(fd: OwnedFd) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            io: Async::new_nonblocking(std::net::TcpStream::from(fd))?,
-        })
-    }
-
-    /// Adopts a std stream (made non-blocking here).
-    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            io: Async::new(stream)?,
-        })
-    }
-
-    /// Deregisters the stream and returns it as a std stream (still non-blocking).
-    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        self.io.into_inner()
-    }
-
-    /// Reads into `buf` without removing the data from the queue.
-    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|s| s.peek(buf)).await
-    }
-
-    /// Waits until a read would not block.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await
-    }
-
-    /// Waits until a write would not block.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.writable().await
-    }
-
-    /// Shuts down one or both directions.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
-    }
-
     /// Sets `TCP_NODELAY`: small writes leave at once instead of waiting
     /// (Nagle's algorithm) for the peer to acknowledge earlier data.
     ///
@@ -319,266 +241,4 @@ impl TcpStream {
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
-    }
-
-    /// Borrowed halves, for reading and writing from two futures at once.
-    pub fn split(&self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        (ReadHalf(self), WriteHalf(self))
-    }
-
-    /// Owned halves, movable to different tasks; [`reunite`] joins them.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let stream = Arc::new(self);
-        (
-            OwnedReadHalf(Arc::clone(&stream)),
-            OwnedWriteHalf {
-                stream,
-                shutdown_on_drop: true,
-            },
-        )
-    }
-
-    fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let len = buf.len();
-        self.io.poll_read_stream(cx, len, || {
-            let mut s = self.io.get_ref();
-            s.read(buf)
-        })
-    }
-
-    fn poll_read_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_read_with(cx, || {
-            let mut s = self.io.get_ref();
-            s.read_vectored(bufs)
-        })
-    }
-
-    fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let fd = self.io.as_raw_fd();
-        self.io.poll_write_with(cx, || sys::send(fd, buf))
-    }
-
-    fn poll_write_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let fd = self.io.as_raw_fd();
-        self.io.poll_write_with(cx, || sys::send_vectored(fd, bufs))
-    }
-
-    fn poll_close_inner(&self) -> Poll<io::Result<()>> {
-        match self.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(())),
-        }
-    }
-}
-
-/// `AsyncRead`/`AsyncWrite` for a type that reaches a `TcpStream`.
-macro_rules! stream_io {
-    ($ty: ty, read) => {
-        impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                let stream: &TcpStream = AsStream::stream(&*self);
-                stream.poll_read_inner(cx, buf)
-            }
-
-            fn poll_read_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &mut [IoSliceMut<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let stream: &TcpStream = AsStream::stream(&*self);
-                stream.poll_read_vectored_inner(cx, bufs)
-            }
-        }
-    };
-    ($ty: ty, write) => {
-        impl AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let stream: &TcpStream = AsStream::stream(&*self);
-                stream.poll_write_inner(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let stream: &TcpStream = AsStream::stream(&*self);
-                stream.poll_write_vectored_inner(cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let stream: &TcpStream = AsStream::stream(&*self);
-                stream.poll_close_inner()
-            }
-        }
-    };
-}
-
-/// What the `AsyncRead`/`AsyncWrite` impls reach the stream through.
-trait AsStream {
-    fn stream(&self) -> &TcpStream;
-}
-
-impl AsStream for TcpStream {
-    fn stream(&self) -> &TcpStream {
-        self
-    }
-}
-
-impl AsStream for &TcpStream {
-    fn stream(&self) -> &TcpStream {
-        self
-    }
-}
-
-impl AsStream for ReadHalf<'_> {
-    fn stream(&self) -> &TcpStream {
-        self.0
-    }
-}
-
-impl AsStream for WriteHalf<'_> {
-    fn stream(&self) -> &TcpStream {
-        self.0
-    }
-}
-
-impl AsStream for OwnedReadHalf {
-    fn stream(&self) -> &TcpStream {
-        &self.0
-    }
-}
-
-impl AsStream for OwnedWriteHalf {
-    fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
-stream_io!(TcpStream, read);
-stream_io!(TcpStream, write);
-stream_io!(&TcpStream, read);
-stream_io!(&TcpStream, write);
-stream_io!(ReadHalf<'_>, read);
-stream_io!(WriteHalf<'_>, write);
-stream_io!(OwnedReadHalf, read);
-stream_io!(OwnedWriteHalf, write);
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("fd", &self.io.as_raw_fd())
-            .field("local_addr", &self.local_addr().ok())
-            .field("peer_addr", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
-
-/// The reading half of [`TcpStream::split`].
-#[derive(Debug)]
-pub struct ReadHalf<'a>(&'a TcpStream);
-
-/// The writing half of [`TcpStream::split`]; closing it shuts down writing.
-#[derive(Debug)]
-pub struct WriteHalf<'a>(&'a TcpStream);
-
-/// The owned reading half of [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf(Arc<TcpStream>);
-
-/// The owned writing half of [`TcpStream::into_split`].
-///
-/// Dropping it shuts down the write direction (the peer reads end of
-/// stream), unless it is [`reunite`]d first.
-#[derive(Debug)]
-pub struct OwnedWriteHalf {
-    stream: Arc<TcpStream>,
-    shutdown_on_drop: bool,
-}
-
-impl OwnedReadHalf {
-    /// The stream both halves share.
-    pub fn stream(&self) -> &TcpStream {
-        &self.0
-    }
-}
-
-impl OwnedWriteHalf {
-    /// The stream both halves share.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        if self.shutdown_on_drop {
-            let _ = self.stream.shutdown(Shutdown::Write);
-        }
-    }
-}
-
-/// The halves given to [`reunite`] came from different streams; here they are back.
-#[derive(Debug)]
-pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
-
-impl fmt::Display for ReuniteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tried to reunite halves that are not from the same TcpStream")
-    }
-}
-
-impl std::error::Error for ReuniteError {}
-
-/// Joins the halves of [`TcpStream::into_split`] back into the stream.
-pub fn reunite(read: OwnedReadHalf, mut write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
-    if !Arc::ptr_eq(&read.0, &write.stream) {
-        return Err(ReuniteError(read, write));
-    }
-    write.shutdown_on_drop = false;
-    let stream = Arc::clone(&write.stream);
-    drop(write);
-    drop(read);
-    Ok(Arc::try_unwrap(stream).unwrap_or_else(|_| unreachable!("both halves were just dropped")))
 }

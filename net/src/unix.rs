@@ -1,28 +1,26 @@
-//! Unix-domain sockets: [`UnixListener`], [`UnixStream`] (with borrowed
-//! halves) and [`UnixDatagram`].
+//! Unix-domain sockets: [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`].
 //!
-//! They mirror the TCP types: every operation tries the syscall first and
-//! waits for readiness only on `WouldBlock`, stream writes use
-//! `MSG_NOSIGNAL`, and accept backs off while the process is out of fds.
-//! Paths name files; on Linux a path that starts with a NUL byte names a
-//! socket in the abstract namespace instead (no file, gone with the last
-//! socket). Dropping a bound socket does not remove its file.
+//! They mirror the TCP types, and the stream types share their
+//! implementation (`stream.rs`, `accept.rs`): every operation tries the
+//! syscall first and waits for readiness only on `WouldBlock`, stream
+//! writes use `MSG_NOSIGNAL`, and accept backs off while the process is out
+//! of fds. Paths name files; on Linux a path that starts with a NUL byte
+//! names a socket in the abstract namespace instead (no file, gone with the
+//! last socket). Dropping a bound socket does not remove its file.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
-use futures_io::{AsyncRead, AsyncWrite};
 use tarn_reactor::{Async, Timer};
 
-use crate::accept::AcceptState;
+use crate::accept::{sealed::Accept, AcceptState};
 use crate::socket::DEFAULT_BACKLOG;
 use crate::sys;
 
@@ -52,6 +50,13 @@ pub struct UnixListener {
     io: Async<std::os::unix::net::UnixListener>,
 }
 
+listener_socket!(
+    UnixListener,
+    std::os::unix::net::UnixListener,
+    UnixStream,
+    SocketAddr
+);
+
 impl UnixListener {
     /// Binds to `path` and listens, with a backlog of [`DEFAULT_BACKLOG`].
     ///
@@ -71,16 +76,17 @@ impl UnixListener {
         })
     }
 
-    /// Waits for a connection; returns it with the peer's address (usually
-    /// unnamed: clients rarely bind).
-    ///
-    /// Out of file descriptors (`EMFILE`, `ENFILE`), it waits (5 ms,
-    /// doubling up to 1 s) and tries again, as
-    /// [`TcpListener::accept`](crate::TcpListener::accept) does.
-    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let mut state = AcceptState::default();
-        std::future::poll_fn(|cx| self.poll_accept(&mut state, cx)).await
+    /// Adopts a std listener (made non-blocking here).
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            io: Async::new(listener)?,
+        })
     }
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+    type Addr = SocketAddr;
 
     fn poll_accept(
         &self,
@@ -90,34 +96,9 @@ impl UnixListener {
         let fd = self.io.as_raw_fd();
         state.poll(
             cx,
-            |cx| self.io.poll_read_with(cx, || sys::accept_unix(fd)),
-            |(conn, addr)| UnixStream::from_nonblocking(conn).map(|s| (s, addr)),
+            |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
+            |(conn, addr)| Ok((UnixStream::from_nonblocking(conn)?, addr.unix()?)),
         )
-    }
-
-    /// The stream of incoming connections ([`accept`](Self::accept) in a loop).
-    pub fn incoming(&self) -> UnixIncoming<'_> {
-        UnixIncoming {
-            listener: self,
-            state: AcceptState::default(),
-        }
-    }
-
-    /// The address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
-    }
-
-    /// Adopts a std listener (made non-blocking here).
-    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            io: Async::new(listener)?,
-        })
-    }
-
-    /// Deregisters the listener and returns it as a std listener (still non-blocking).
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        self.io.into_inner()
     }
 }
 
@@ -139,45 +120,6 @@ fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
         _ => path.display().to_string(),
     };
     io::Error::new(e.kind(), format!("cannot {what} {shown}: {e}"))
-}
-
-/// The stream of [`UnixListener::incoming`]: yields connections forever.
-#[derive(Debug)]
-#[must_use = "streams do nothing unless polled"]
-pub struct UnixIncoming<'a> {
-    listener: &'a UnixListener,
-    state: AcceptState,
-}
-
-impl Stream for UnixIncoming<'_> {
-    type Item = io::Result<UnixStream>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let res = ready!(this.listener.poll_accept(&mut this.state, cx));
-        Poll::Ready(Some(res.map(|(stream, _)| stream)))
-    }
-}
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixListener")
-            .field("fd", &self.io.as_raw_fd())
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
 }
 
 /// A Unix stream connection.
@@ -205,6 +147,8 @@ impl AsFd for UnixListener {
 pub struct UnixStream {
     io: Async<std::os::unix::net::UnixStream>,
 }
+
+stream_socket!(UnixStream, std::os::unix::net::UnixStream, SocketAddr);
 
 impl UnixStream {
     /// Connects to the socket at `path`.
@@ -252,216 +196,7 @@ impl UnixStream {
             UnixStream::from_nonblocking(b)?,
         ))
     }
-
-    fn from_nonblocking(fd: OwnedFd) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            io: Async::new_nonblocking(std::os::unix::net::UnixStream::from(fd))?,
-        })
-    }
-
-    /// Adopts a std stream (made non-blocking here).
-    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            io: Async::new(stream)?,
-        })
-    }
-
-    /// Deregisters the stream and returns it as a std stream (still non-blocking).
-    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        self.io.into_inner()
-    }
-
-    /// Reads into `buf` without removing the data from the queue.
-    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let fd = self.io.as_raw_fd();
-        self.io.read_with(|_| sys::peek(fd, buf)).await
-    }
-
-    /// Waits until a read would not block.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await
-    }
-
-    /// Waits until a write would not block.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.writable().await
-    }
-
-    /// Shuts down one or both directions.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
-    }
-
-    /// The local address (usually unnamed for a client).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
-    }
-
-    /// Borrowed halves, for reading and writing from two futures at once.
-    pub fn split(&self) -> (UnixReadHalf<'_>, UnixWriteHalf<'_>) {
-        (UnixReadHalf(self), UnixWriteHalf(self))
-    }
-
-    fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read_with(cx, || {
-            let mut s = self.io.get_ref();
-            s.read(buf)
-        })
-    }
-
-    fn poll_read_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_read_with(cx, || {
-            let mut s = self.io.get_ref();
-            s.read_vectored(bufs)
-        })
-    }
-
-    fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let fd = self.io.as_raw_fd();
-        self.io.poll_write_with(cx, || sys::send(fd, buf))
-    }
-
-    fn poll_write_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let fd = self.io.as_raw_fd();
-        self.io.poll_write_with(cx, || sys::send_vectored(fd, bufs))
-    }
-
-    fn poll_close_inner(&self) -> Poll<io::Result<()>> {
-        match self.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(())),
-        }
-    }
 }
-
-/// What the `AsyncRead`/`AsyncWrite` impls reach the stream through.
-trait AsStream {
-    fn stream(&self) -> &UnixStream;
-}
-
-impl AsStream for UnixStream {
-    fn stream(&self) -> &UnixStream {
-        self
-    }
-}
-
-impl AsStream for &UnixStream {
-    fn stream(&self) -> &UnixStream {
-        self
-    }
-}
-
-impl AsStream for UnixReadHalf<'_> {
-    fn stream(&self) -> &UnixStream {
-        self.0
-    }
-}
-
-impl AsStream for UnixWriteHalf<'_> {
-    fn stream(&self) -> &UnixStream {
-        self.0
-    }
-}
-
-/// `AsyncRead` for a type that reaches a `UnixStream`.
-macro_rules! async_read {
-    ($($ty: ty),*) => {$(
-        impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                self.stream().poll_read_inner(cx, buf)
-            }
-
-            fn poll_read_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &mut [IoSliceMut<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.stream().poll_read_vectored_inner(cx, bufs)
-            }
-        }
-    )*};
-}
-
-/// `AsyncWrite` for a type that reaches a `UnixStream`.
-macro_rules! async_write {
-    ($($ty: ty),*) => {$(
-        impl AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                self.stream().poll_write_inner(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.stream().poll_write_vectored_inner(cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.stream().poll_close_inner()
-            }
-        }
-    )*};
-}
-
-async_read!(UnixStream, &UnixStream, UnixReadHalf<'_>);
-async_write!(UnixStream, &UnixStream, UnixWriteHalf<'_>);
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixStream")
-            .field("fd", &self.io.as_raw_fd())
-            .field("local_addr", &self.local_addr().ok())
-            .field("peer_addr", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
-
-/// The reading half of [`UnixStream::split`].
-#[derive(Debug)]
-pub struct UnixReadHalf<'a>(&'a UnixStream);
-
-/// The writing half of [`UnixStream::split`]; closing it shuts down writing.
-#[derive(Debug)]
-pub struct UnixWriteHalf<'a>(&'a UnixStream);
 
 /// A Unix datagram socket.
 ///
@@ -623,14 +358,4 @@ impl fmt::Debug for UnixDatagram {
     }
 }
 
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
-    }
-}
+fd_traits!(UnixDatagram);

@@ -155,6 +155,45 @@ fn a_vectored_write_of_2000_slices_writes_what_fits() {
 }
 
 #[test]
+fn owned_halves_move_to_tasks_and_reunite() {
+    run(async {
+        let (a, mut b) = UnixStream::pair()?;
+        let (mut reader, mut writer) = a.into_split();
+        let echo = tarn_executor::spawn(async move {
+            let mut buf = [0; 5];
+            reader.read_exact(&mut buf).await?;
+            writer.write_all(&buf).await?;
+            io::Result::Ok((reader, writer))
+        });
+        b.write_all(b"hello").await?;
+        let mut got = [0; 5];
+        b.read_exact(&mut got).await?;
+        assert_eq!(&got, b"hello");
+        let (reader, writer) = echo.await.unwrap()?;
+        let a = reader.reunite(writer).expect("halves of one stream");
+        // The stream is whole again: dropping it closes it.
+        drop(a);
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).await?;
+        assert!(rest.is_empty());
+
+        // Halves of two different streams do not reunite.
+        let (c, _c_peer) = UnixStream::pair()?;
+        let (d, _d_peer) = UnixStream::pair()?;
+        let ((c_read, c_write), (d_read, d_write)) = (c.into_split(), d.into_split());
+        let err = c_read.reunite(d_write).unwrap_err();
+        assert!(
+            err.to_string().contains("not from the same stream"),
+            "{err}"
+        );
+        let tarn_net::ReuniteError(c_read, d_write) = err;
+        c_read.reunite(c_write).unwrap();
+        d_write.reunite(d_read).unwrap();
+        Ok(())
+    });
+}
+
+#[test]
 fn peek_leaves_the_data_queued() {
     run(async {
         let (mut a, mut b) = UnixStream::pair()?;
