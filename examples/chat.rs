@@ -16,10 +16,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use futures::channel::mpsc::{unbounded, UnboundedSender};
-use futures::StreamExt;
-use tarn::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tarn::channel::mpsc::{unbounded, UnboundedSender};
+use tarn::io::BufReader;
 use tarn::net::{TcpListener, TcpStream};
+use tarn::prelude::*;
 
 /// Everyone connected, by address: the sending end of each one's outbox.
 #[derive(Default)]

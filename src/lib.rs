@@ -1,15 +1,18 @@
 //! tarn: a small, fast async I/O runtime for one thread per core.
 //!
 //! Write `async fn` servers, run them with [`block_on`], spawn a task per
-//! connection with [`spawn`]. Everything a program needs is re-exported
-//! here; the work lives in four crates below (`tarn-selector`,
-//! `tarn-reactor`, `tarn-executor`, `tarn-net`).
+//! connection with [`spawn`]. A program depends on `tarn` alone: the
+//! sockets are in [`net`], the I/O traits in [`io`], streams, futures and
+//! channels in [`stream`], [`future`] and [`channel`], and
+//! `use tarn::prelude::*` brings the extension traits (`read`, `write_all`,
+//! `next`, ...). The work lives in the crates below (`tarn-selector`,
+//! `tarn-reactor`, `tarn-executor`, `tarn-net`, `tarn-blocking`).
 //!
 //! A complete TCP echo server:
 //!
 //! ```no_run
-//! use tarn::io::{AsyncReadExt, AsyncWriteExt};
 //! use tarn::net::{TcpListener, TcpStream};
+//! use tarn::prelude::*;
 //!
 //! async fn echo(mut conn: TcpStream) -> std::io::Result<()> {
 //!     let mut buf = vec![0; 4096];
@@ -35,23 +38,65 @@
 //!
 //! tarn's sockets and timers also work under other executors (tokio,
 //! `futures::executor`, async-executor): a fallback thread then drives the
-//! reactor.
+//! reactor. A program that uses only tarn's executor starts no thread of
+//! tarn's own (name lookups and [`unblock`] use a small pool).
+//!
+//! What an operator needs to see what a stuck program waits on is
+//! [`stats`] and [`sources`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use tarn_blocking::{unblock, Unblock};
 pub use tarn_executor::{
-    block_on, spawn, yield_now, Builder, JoinError, JoinHandle, LocalExecutor,
+    block_on, spawn, yield_now, ExecutorBuilder, JoinError, JoinHandle, LocalExecutor, YieldNow,
 };
-pub use tarn_reactor::{timeout, Async, Reactor, TimedOut, Timer};
+pub use tarn_reactor::{timeout, Async, Readiness, SourceInfo, Stats, TimedOut, Timeout, Timer};
 
-/// The blocking pool behind [`unblock`]: its size and how to observe it.
+/// The reactor's counters and gauges: registered sources, wakers waiting
+/// to read or write, pending timers, and how many selects, events and
+/// wakeups there have been.
+///
+/// All zeros if the reactor could not be started (then nothing is
+/// registered with it either).
+///
+/// ```
+/// let before = tarn::stats();
+/// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+/// let a = tarn::Async::new(a)?;
+/// assert_eq!(tarn::stats().sources, before.sources + 1);
+/// drop(a);
+/// assert_eq!(tarn::stats().sources, before.sources);
+/// # std::io::Result::Ok(())
+/// ```
+pub fn stats() -> Stats {
+    tarn_reactor::Reactor::try_get().map_or_else(|_| Stats::default(), |r| r.stats())
+}
+
+/// Every registered file descriptor, with how many tasks wait to read from
+/// it or write to it: what a stuck program is waiting for.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+///
+/// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+/// let a = tarn::Async::new(a)?;
+/// let listed = tarn::sources();
+/// assert!(listed.iter().any(|s| s.fd == a.as_raw_fd()));
+/// # std::io::Result::Ok(())
+/// ```
+pub fn sources() -> Vec<SourceInfo> {
+    tarn_reactor::Reactor::try_get().map_or_else(|_| Vec::new(), |r| r.sources())
+}
+
+/// The blocking pool behind [`unblock`]: [`try_unblock`](blocking::try_unblock),
+/// its size and how to observe it.
 pub mod blocking {
     pub use tarn_blocking::*;
 }
 
-/// The readiness selector (epoll, poll, select) under the reactor.
+/// The readiness selector (epoll, poll, select) under the reactor, in the
+/// manner of Python's `selectors`: usable on its own.
 pub use tarn_selector as selector;
 
 /// Sockets: TCP, UDP and Unix domain.
@@ -64,4 +109,43 @@ pub mod net {
 /// helpers (`BufReader`, `copy`, ...), from `futures-util`.
 pub mod io {
     pub use futures_util::io::*;
+}
+
+/// Streams: the `Stream` trait, `StreamExt` (`next`, `map`, ...) and
+/// helpers (`iter`, `unfold`, `select`, ...), from `futures-util`.
+pub mod stream {
+    pub use futures_util::stream::*;
+}
+
+/// Futures: `FutureExt`, `join`, `select`, `try_join_all`, `poll_fn`, ...,
+/// from `futures-util`.
+pub mod future {
+    pub use futures_util::future::*;
+}
+
+/// Channels between tasks (and threads): `mpsc` (bounded and unbounded)
+/// and `oneshot`, from `futures-channel`.
+///
+/// ```
+/// tarn::block_on(async {
+///     let (tx, rx) = tarn::channel::oneshot::channel();
+///     tarn::spawn(async move { tx.send(42) }).detach();
+///     assert_eq!(rx.await, Ok(42));
+/// });
+/// ```
+pub mod channel {
+    pub use futures_channel::{mpsc, oneshot};
+}
+
+/// The traits most programs need in scope: `use tarn::prelude::*`.
+///
+/// The I/O, stream and future traits and their extension traits, so that
+/// `conn.read(&mut buf)`, `stream.next()` and `future.boxed_local()` work.
+pub mod prelude {
+    pub use futures_util::future::{Future, FutureExt, TryFuture, TryFutureExt};
+    pub use futures_util::io::{
+        AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt,
+        AsyncWrite, AsyncWriteExt,
+    };
+    pub use futures_util::stream::{Stream, StreamExt, TryStream, TryStreamExt};
 }

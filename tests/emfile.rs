@@ -87,9 +87,7 @@ fn cpu_time() -> Duration {
 /// Whether the listener waits on its back-off timer (it has no other
 /// timer): the sign that `accept` failed with `EMFILE`.
 fn backing_off() -> bool {
-    eventually(Duration::from_secs(2), || {
-        tarn::Reactor::get().stats().timers > 0
-    })
+    eventually(Duration::from_secs(2), || tarn::stats().timers > 0)
 }
 
 /// Waits up to `patience` for `cond`.

@@ -644,3 +644,44 @@ fn per_core_serves_connections_on_every_listener() {
         assert_echoes(conn, format!("connection {i}\n").as_bytes());
     }
 }
+
+/// A program needs `tarn` alone for the everyday things (sockets, I/O,
+/// streams, channels, the extension traits): the chat example builds as a
+/// crate whose only dependency is `tarn`.
+#[test]
+fn chat_example_builds_with_tarn_as_its_only_dependency() {
+    if common::is_backend_child() {
+        return; // Nothing here depends on the backend.
+    }
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        panic!("run this test under cargo (it builds a crate)");
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("tarn-only-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"tarn-only\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\ntarn = {{ path = {:?} }}\n\n[workspace]\n",
+            root.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    std::fs::copy(root.join("examples/chat.rs"), dir.join("src/main.rs")).unwrap();
+    let out = Command::new(cargo)
+        .args(["check", "--quiet", "--offline", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        // The workspace's own target directory: its dependencies are built.
+        .env("CARGO_TARGET_DIR", root.join("target").join("tarn-only"))
+        .output()
+        .expect("cannot run cargo");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "examples/chat.rs does not build with tarn alone:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -401,7 +401,7 @@ fn a_task_panicking_every_100th_connection_harms_no_other() {
             let (outcome_tx, outcomes) = mpsc::channel::<(usize, Result<(), String>)>();
             let server = ServerThread::start_on(
                 move || {
-                    tarn::Builder::new()
+                    tarn::LocalExecutor::builder()
                         .on_panic(move |payload| {
                             let message = payload
                                 .downcast_ref::<String>()

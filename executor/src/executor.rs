@@ -60,9 +60,23 @@ pub struct LocalExecutor {
     inner: Rc<Inner>,
 }
 
-/// Configures a [`LocalExecutor`].
+/// Configures a [`LocalExecutor`]: from [`LocalExecutor::builder`].
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let panics = Rc::new(Cell::new(0));
+/// let counted = Rc::clone(&panics);
+/// let ex = tarn_executor::LocalExecutor::builder()
+///     .on_panic(move |_payload| counted.set(counted.get() + 1))
+///     .build();
+/// let task = ex.spawn(async { panic!("boom") });
+/// assert!(ex.run(task).unwrap_err().is_panic());
+/// assert_eq!(panics.get(), 1);
+/// ```
 #[derive(Default)]
-pub struct Builder {
+pub struct ExecutorBuilder {
     on_panic: Option<Rc<PanicHandler>>,
 }
 
@@ -150,16 +164,16 @@ pub(crate) fn schedule(job: Job, shared: &Shared) {
     shared.unparker.unpark();
 }
 
-impl Builder {
+impl ExecutorBuilder {
     /// A builder with the defaults.
-    pub fn new() -> Builder {
-        Builder::default()
+    pub fn new() -> ExecutorBuilder {
+        ExecutorBuilder::default()
     }
 
     /// Replaces the report of a panicking task: instead of the process's
     /// panic hook printing the message, `handler` receives the payload.
     /// The task's [`JoinHandle`] still yields the panic.
-    pub fn on_panic(mut self, handler: impl Fn(&(dyn Any + Send)) + 'static) -> Builder {
+    pub fn on_panic(mut self, handler: impl Fn(&(dyn Any + Send)) + 'static) -> ExecutorBuilder {
         self.on_panic = Some(Rc::new(handler));
         self
     }
@@ -195,9 +209,9 @@ impl Builder {
     }
 }
 
-impl fmt::Debug for Builder {
+impl fmt::Debug for ExecutorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("ExecutorBuilder")
             .field("on_panic", &self.on_panic.is_some())
             .finish()
     }
@@ -212,7 +226,12 @@ impl Default for LocalExecutor {
 impl LocalExecutor {
     /// An executor with the default settings.
     pub fn new() -> LocalExecutor {
-        Builder::new().build()
+        ExecutorBuilder::new().build()
+    }
+
+    /// A builder, to set what [`new`](Self::new) leaves at its default.
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder::new()
     }
 
     /// Spawns a task; it runs when the executor runs.

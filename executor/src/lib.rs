@@ -40,6 +40,6 @@ mod join;
 mod task;
 mod yield_now;
 
-pub use executor::{block_on, spawn, Builder, LocalExecutor};
+pub use executor::{block_on, spawn, ExecutorBuilder, LocalExecutor};
 pub use join::{JoinError, JoinHandle};
 pub use yield_now::{yield_now, YieldNow};

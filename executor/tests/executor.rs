@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
-use tarn_executor::{block_on, spawn, yield_now, Builder, LocalExecutor};
+use tarn_executor::{block_on, spawn, yield_now, LocalExecutor};
 use tarn_reactor::{timeout, Async, Timer};
 
 /// Bounds every test: a hang becomes a failure.
@@ -170,7 +170,7 @@ fn a_panicking_task_does_not_stop_the_others() {
 fn a_custom_panic_handler_receives_each_panic_once() {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
-    let ex = Builder::new()
+    let ex = LocalExecutor::builder()
         .on_panic(move |payload| {
             let msg = payload.downcast_ref::<&str>().copied().unwrap_or("?");
             log.borrow_mut().push(msg.to_string());

@@ -83,7 +83,8 @@ pub(crate) fn describe(addrs: &[SocketAddr]) -> String {
         .join(", ")
 }
 
-macro_rules! ready {
+/// `ToSocketAddrs` for types std resolves without a lookup.
+macro_rules! literal_addrs {
     ($($ty: ty),*) => {$(
         impl ToSocketAddrs for $ty {}
         impl Sealed for $ty {
@@ -94,7 +95,7 @@ macro_rules! ready {
     )*};
 }
 
-ready!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16));
+literal_addrs!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16));
 
 impl ToSocketAddrs for [SocketAddr] {}
 impl Sealed for [SocketAddr] {

@@ -26,7 +26,7 @@ use crate::source::{Dir, Source, WaiterSlot};
 /// use futures_io::AsyncRead;
 /// use tarn_reactor::Async;
 ///
-/// tarn_reactor::block_on(async {
+/// tarn_reactor::drive(async {
 ///     let (a, b) = UnixStream::pair()?;
 ///     let (a, b) = (Async::new(a)?, Async::new(b)?);
 ///     a.write_with(|s| std::io::Write::write(&mut &*s, b"hello")).await?;

@@ -145,7 +145,7 @@ impl DriverGuard {
     }
 
     /// Like [`enter`](Self::enter), for a driver that polls futures of
-    /// other executors (such as [`block_on`] with an executor stacked on
+    /// other executors (such as [`drive`] with an executor stacked on
     /// it), whose tasks may wait on after the guard goes: if wakers or
     /// timers are still waiting then, the fallback thread takes over.
     /// Finding out costs a look at every source, once per guard.
@@ -362,22 +362,23 @@ impl Wake for ParkerInner {
     }
 }
 
-/// Runs a future to completion on the current thread, driving the reactor
-/// while it waits.
+/// Drives the reactor on the current thread until `future` completes, and
+/// returns its output.
 ///
 /// This is the minimal driving executor: it polls one future and nothing
-/// else. Stack another executor on it to run many tasks on tarn's reactor
+/// else (tarn's executor has its own `block_on`, which runs spawned tasks
+/// too). Stack another executor on it to run many tasks on tarn's reactor
 /// without the fallback thread, as smol does:
 ///
 /// ```
 /// let ex = async_executor::LocalExecutor::new();
-/// let answer = tarn_reactor::block_on(ex.run(async {
+/// let answer = tarn_reactor::drive(ex.run(async {
 ///     tarn_reactor::Timer::after(std::time::Duration::from_millis(1)).await;
 ///     42
 /// }));
 /// assert_eq!(answer, 42);
 /// ```
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub fn drive<F: Future>(future: F) -> F::Output {
     let _driving = DriverGuard::enter_for_others();
     let parker = Parker::new();
     let waker = parker.waker();

@@ -8,14 +8,14 @@
 //! edge-triggered, so a connection in steady state makes no `epoll_ctl`
 //! call. The reactor knows nothing of tasks: whoever waits drives it, either
 //! an executor that sleeps in [`ReactorLock::react`] (tarn's, or this
-//! crate's minimal [`block_on`]), or a fallback thread that starts on demand
+//! crate's minimal [`drive`]), or a fallback thread that starts on demand
 //! so that tarn I/O works under tokio, `futures::executor` or async-executor.
 //!
 //! ```
 //! use std::time::Duration;
-//! use tarn_reactor::{block_on, timeout, Async, Timer};
+//! use tarn_reactor::{drive, timeout, Async, Timer};
 //!
-//! block_on(async {
+//! drive(async {
 //!     let (a, b) = std::os::unix::net::UnixStream::pair()?;
 //!     let b = Async::new(b)?;
 //!     // Nothing written: readable() would wait; the timeout ends it.
@@ -38,9 +38,9 @@ mod reactor;
 mod source;
 mod sys;
 mod timer;
-mod wheel;
+mod timer_queue;
 
 pub use async_fd::{Async, Readiness};
-pub use driver::{block_on, DriverGuard, Parker, Unparker};
+pub use driver::{drive, DriverGuard, Parker, Unparker};
 pub use reactor::{Reactor, ReactorLock, SourceInfo, Stats};
 pub use timer::{timeout, TimedOut, Timeout, Timer};

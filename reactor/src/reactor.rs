@@ -16,7 +16,7 @@ use slab::Slab;
 use tarn_selector::{Backend, Events, Interest, Mode, Notifier, Selector, Token};
 
 use crate::source::Source;
-use crate::wheel::{TimerId, TimerQueue};
+use crate::timer_queue::{TimerId, TimerQueue};
 
 /// The process-wide reactor.
 ///

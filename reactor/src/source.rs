@@ -74,13 +74,13 @@ pub(crate) struct Source {
 }
 
 /// The wakers of both directions, under the source's lock.
-type State = [Direction; 2];
+type State = [Waiters; 2];
 
 /// The wakers waiting on one direction. Kept small, since every idle
 /// connection has two: the usual case (one task reading) needs no
 /// allocation.
 #[derive(Debug, Default)]
-struct Direction {
+struct Waiters {
     /// The first waker stored by a `poll_*` call (`AsyncRead`, `read_with`, ...).
     waker: Option<Waker>,
     /// Allocated on first need: further wakers, and waiter slots.
@@ -97,7 +97,7 @@ struct Extra {
     waiters: Slab<Option<Waker>>,
 }
 
-impl Direction {
+impl Waiters {
     fn waiting(&self) -> usize {
         let extra = self.extra.as_deref().map_or(0, |extra| {
             extra.wakers.len() + extra.waiters.iter().filter(|(_, w)| w.is_some()).count()

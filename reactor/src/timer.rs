@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 
 use crate::reactor::Reactor;
-use crate::wheel::TimerId;
+use crate::timer_queue::TimerId;
 
 /// Completes at a deadline, and for intervals at every period after it.
 ///
@@ -33,7 +33,7 @@ use crate::wheel::TimerId;
 /// use tarn_reactor::Timer;
 ///
 /// let start = Instant::now();
-/// tarn_reactor::block_on(Timer::after(Duration::from_millis(5)));
+/// tarn_reactor::drive(Timer::after(Duration::from_millis(5)));
 /// assert!(start.elapsed() >= Duration::from_millis(5));
 /// ```
 pub struct Timer {
@@ -237,7 +237,7 @@ pin_project_lite::pin_project! {
 /// use tarn_reactor::{timeout, Timer};
 ///
 /// let slow = Timer::after(Duration::from_secs(60));
-/// let res = tarn_reactor::block_on(timeout(Duration::from_millis(5), slow));
+/// let res = tarn_reactor::drive(timeout(Duration::from_millis(5), slow));
 /// assert!(res.is_err());
 /// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {

@@ -23,7 +23,7 @@ use common::{bounded, open_fds, pair};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::task::noop_waker;
 use proptest::prelude::*;
-use tarn_reactor::{block_on, timeout, Async, Reactor, Stats, Timer};
+use tarn_reactor::{drive, timeout, Async, Reactor, Stats, Timer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -184,7 +184,7 @@ fn dropping_timers_removes_them() {
         assert_eq!(Reactor::get().stats().timers, 400);
         drop(timers);
         // Intervals, timeouts, and timers that fired.
-        block_on(async {
+        drive(async {
             let mut interval = Timer::interval(Duration::from_millis(1));
             futures::StreamExt::next(&mut interval).await;
             assert!(timeout(Duration::from_millis(1), Timer::never())
@@ -214,7 +214,7 @@ fn operations_cancelled_by_random_timeouts_leave_nothing_behind() {
     bounded("random_timeouts", || {
         let fds = open_fds();
         let mut rng = common::Rng::new(44);
-        block_on(async {
+        drive(async {
             let (a, b) = pair();
             let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
             for round in 0..400 {
@@ -271,7 +271,7 @@ fn dropping_async_with_waiters_on_another_thread_is_clean() {
             let b = Async::new(b).unwrap();
             std::thread::scope(|s| {
                 s.spawn(|| {
-                    block_on(async {
+                    drive(async {
                         let start = Instant::now();
                         let res = timeout(Duration::from_millis(1), b.readable()).await;
                         assert!(res.is_err());
@@ -388,7 +388,7 @@ fn cancelled_read_with_and_write_with_leave_no_waiter_behind() {
     // Dropping a pending read_with/write_with future (a timeout expiring)
     // while the Async lives on must not leave its waker counted as waiting
     // (nor kept: each tarn block_on has a waker of its own, so a loop of
-    // `block_on(timeout(d, s.read_with(..)))` would pile them up).
+    // `drive(timeout(d, s.read_with(..)))` would pile them up).
     let _serial = serial();
     bounded("cancelled_read_with", || {
         let fds = open_fds();
@@ -402,12 +402,12 @@ fn cancelled_read_with_and_write_with_leave_no_waiter_behind() {
                 std::os::fd::AsRawFd::as_raw_fd(&b),
             );
             for _ in 0..20 {
-                let res = block_on(timeout(
+                let res = drive(timeout(
                     Duration::from_micros(50),
                     b.read_with(|s| (&mut &*s).read(&mut [0u8; 4])),
                 ));
                 assert!(res.is_err());
-                let res = block_on(timeout(
+                let res = drive(timeout(
                     Duration::from_micros(50),
                     a.write_with(|s| (&mut &*s).write(b"x")),
                 ));
@@ -566,7 +566,7 @@ impl Rig {
                 std::thread::sleep(Duration::from_millis(1));
                 (&peer).write_all(b"ok").unwrap();
             });
-            block_on(async {
+            drive(async {
                 let mut got = [0u8; 2];
                 let mut s = s;
                 timeout(Duration::from_secs(20), s.read_exact(&mut got))
@@ -607,7 +607,7 @@ fn run_schedule(steps: &[Step]) {
                 Step::Timed { op, sock, micros } => {
                     let mut buf = [0u8; 64];
                     let fut = rig.start(*op, *sock, &mut buf);
-                    let _ = block_on(timeout(Duration::from_micros(*micros), fut));
+                    let _ = drive(timeout(Duration::from_micros(*micros), fut));
                 }
                 Step::Feed { sock, len } => rig.feed(*sock, *len),
                 Step::Drain { sock } => rig.drain(*sock),

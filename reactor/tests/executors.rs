@@ -293,7 +293,7 @@ fn fallback_thread_takes_over_when_the_last_tarn_block_on_returns() {
             let (started_tx, started_rx) = mpsc::channel();
             let (waiting_tx, waiting_rx) = mpsc::channel::<()>();
             let driver = thread::spawn(move || {
-                tarn_reactor::block_on(async {
+                tarn_reactor::drive(async {
                     started_tx.send(()).unwrap();
                     // Drive until the foreign task has stored its wakers.
                     while waiting_rx.try_recv().is_err() {
@@ -365,7 +365,7 @@ fn tarn_io_under_a_foreign_executor_after_a_tarn_block_on_returned() {
         "tarn_io_under_a_foreign_executor_after_a_tarn_block_on_returned",
         common::HANG,
         || {
-            tarn_reactor::block_on(Timer::after(Duration::from_millis(1)));
+            tarn_reactor::drive(Timer::after(Duration::from_millis(1)));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use common::{bounded, fnv1a, pair, Rng, FNV_START};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use tarn_reactor::{block_on, timeout, Async, Reactor};
+use tarn_reactor::{drive, timeout, Async, Reactor};
 
 #[test]
 fn on_poll_and_select_backends() {
@@ -84,7 +84,7 @@ fn large_transfer_between_two_tasks_through_owned_async() {
         let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         let len = 4 * MIB + 17;
         let (sent, received) =
-            block_on(async { futures::join!(send_random(a, len, 1), receive_all(b, 2)) });
+            drive(async { futures::join!(send_random(a, len, 1), receive_all(b, 2)) });
         let (n, hash) = received.unwrap();
         assert_eq!(n, len);
         assert_eq!(hash, sent.unwrap(), "the data arrived altered");
@@ -97,7 +97,7 @@ fn large_transfer_between_two_tasks_through_shared_references() {
         let (a, b) = pair();
         let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         let len = 3 * MIB + 5;
-        block_on(async {
+        drive(async {
             let send = async {
                 let hash = send_random(&a, len, 3).await;
                 // `a` stays alive: end the stream by hand.
@@ -110,7 +110,7 @@ fn large_transfer_between_two_tasks_through_shared_references() {
             assert_eq!(hash, sent.unwrap());
         });
         // Both handles are still registered and usable the other way.
-        block_on(async {
+        drive(async {
             (&b).write_all(b"back").await.unwrap();
             let mut buf = [0u8; 4];
             (&a).read_exact(&mut buf).await.unwrap();
@@ -125,8 +125,8 @@ fn large_transfer_between_two_threads_each_driving() {
         let (a, b) = pair();
         let len = 4 * MIB;
         let sender =
-            thread::spawn(move || block_on(send_random(Async::new(a).unwrap(), len, 5)).unwrap());
-        let (n, hash) = block_on(receive_all(Async::new(b).unwrap(), 6)).unwrap();
+            thread::spawn(move || drive(send_random(Async::new(a).unwrap(), len, 5)).unwrap());
+        let (n, hash) = drive(receive_all(Async::new(b).unwrap(), 6)).unwrap();
         assert_eq!(n, len);
         assert_eq!(hash, sender.join().unwrap());
     });
@@ -138,7 +138,7 @@ fn large_transfer_through_a_pipe() {
         let (r, w) = pipe();
         let (r, w) = (Async::new(r).unwrap(), Async::new(w).unwrap());
         let len = 2 * MIB + 3;
-        block_on(async {
+        drive(async {
             // OwnedFd implements neither Read nor Write: use the closures.
             let send = async {
                 let mut rng = Rng::new(9);
@@ -211,7 +211,7 @@ fn vectored_writes_and_reads_keep_the_order() {
     bounded("vectored", || {
         let (a, b) = pair();
         let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
-        block_on(async {
+        drive(async {
             let parts: [&[u8]; 3] = [b"one,", b"two,", b"three"];
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
             let n = a.write_vectored(&slices).await.unwrap();
@@ -231,7 +231,7 @@ fn end_of_stream_and_broken_pipe_are_reported() {
     bounded("eof_epipe", || {
         let (a, b) = pair();
         let (a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
-        block_on(async {
+        drive(async {
             let mut buf = [0u8; 8];
             let reader = async {
                 // Waits, then sees end of stream when the peer goes away.
@@ -272,7 +272,7 @@ fn read_with_and_write_with_retry_until_the_operation_succeeds() {
     bounded("read_with", || {
         let (a, b) = pair();
         let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
-        block_on(async {
+        drive(async {
             // read_with: the closure is called again after each WouldBlock.
             let calls = std::cell::Cell::new(0);
             let reader = b.read_with(|s| {
@@ -344,7 +344,7 @@ fn into_inner_returns_the_handle_and_the_reactor_forgets_the_fd() {
         let a = Async::new(a).unwrap();
         assert!(source_of(fd).is_some());
         let mut b = Async::new(b).unwrap();
-        block_on(async {
+        drive(async {
             let mut buf = [0u8];
             b.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"1");
@@ -384,7 +384,7 @@ fn get_ref_and_get_mut_reach_the_handle() {
         let err = inner.read(&mut byte).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         inner.write_all(b"m").unwrap();
-        block_on(async {
+        drive(async {
             let mut b = b;
             b.read_exact(&mut byte).await.unwrap();
         });
@@ -467,7 +467,7 @@ fn sources_lists_a_waiting_reader_and_writer() {
         let info = source_of(fb).expect("b is listed");
         assert_eq!((info.readers, info.writers), (0, 0));
         assert_ne!(source_of(fa).unwrap().token, info.token);
-        block_on(async {
+        drive(async {
             let reading = async {
                 let mut byte = [0u8];
                 (&b).read_exact(&mut byte).await.unwrap();
@@ -514,7 +514,7 @@ fn stats_counters_grow_with_selects_events_and_wakes() {
             (&a).write_all(b"s").unwrap();
             a
         });
-        block_on(async {
+        drive(async {
             b.readable().await.unwrap();
         });
         let _a = writer.join().unwrap();
@@ -548,7 +548,7 @@ fn blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side() {
             common::fill(&a);
             let a = Async::new(a).unwrap();
             b.shutdown(std::net::Shutdown::Write).unwrap();
-            block_on(async {
+            drive(async {
                 let before = Reactor::get().stats().selects;
                 let waited = timeout(Duration::from_millis(200), a.writable()).await;
                 assert!(waited.is_err(), "the socket cannot have become writable");
@@ -574,7 +574,7 @@ fn blocked_reader_does_not_spin_when_the_socket_is_writable() {
         || {
             let (a, b) = pair();
             let a = Async::new(a).unwrap();
-            block_on(async {
+            drive(async {
                 let before = Reactor::get().stats().selects;
                 assert!(timeout(Duration::from_millis(200), a.readable())
                     .await

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{bounded, Rng};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tarn_reactor::{block_on, timeout, TimedOut, Timer};
+use tarn_reactor::{drive, timeout, TimedOut, Timer};
 
 #[test]
 fn on_poll_and_select_backends() {
@@ -65,7 +65,7 @@ fn a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack() {
                 // Long enough to still be pending when the thread first
                 // goes to sleep, even under valgrind.
                 let wait = common::scaled(Duration::from_millis(20), Duration::from_millis(500));
-                block_on(Timer::after(wait));
+                drive(Timer::after(wait));
                 // SAFETY: PR_GET_TIMERSLACK takes no argument and only reads.
                 unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }
             })
@@ -79,7 +79,7 @@ fn a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack() {
 #[test]
 fn timer_after_never_fires_early() {
     bounded("never_early", || {
-        block_on(async {
+        drive(async {
             for _ in 0..3 {
                 for &d in DURATIONS {
                     let start = Instant::now();
@@ -100,7 +100,7 @@ fn timer_after_never_fires_early() {
 #[test]
 fn timer_at_never_fires_early_and_past_deadlines_fire_at_once() {
     bounded("timer_at", || {
-        block_on(async {
+        drive(async {
             for &d in DURATIONS {
                 let deadline = Instant::now() + d;
                 assert_eq!(Timer::at(deadline).await, deadline);
@@ -121,7 +121,7 @@ fn completion_order(offsets: &[Duration], margin: Duration) -> Option<Vec<Durati
     let base = Instant::now() + margin;
     let fired = RefCell::new(Vec::with_capacity(offsets.len()));
     let mut in_time = true;
-    block_on(async {
+    drive(async {
         let mut set: FuturesUnordered<_> = offsets
             .iter()
             .map(|&offset| {
@@ -214,7 +214,7 @@ fn hundred_thousand_random_timers_all_fire_in_order_and_none_early() {
 #[test]
 fn set_after_reuses_a_timer_after_it_fired_and_while_it_is_pending() {
     bounded("set_after", || {
-        block_on(async {
+        drive(async {
             let mut timer = Timer::after(Duration::from_millis(1));
             (&mut timer).await;
             // Fired one-shot timers have no deadline until re-targeted.
@@ -264,7 +264,7 @@ fn timer_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut timer).poll(&mut cx).is_pending());
         // On another thread, under another block_on.
-        let fired = std::thread::spawn(move || block_on(timer)).join().unwrap();
+        let fired = std::thread::spawn(move || drive(timer)).join().unwrap();
         assert_eq!(fired, deadline);
         assert!(Instant::now() >= deadline);
     });
@@ -273,7 +273,7 @@ fn timer_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
 #[test]
 fn never_timer_only_ends_by_timeout() {
     bounded("never", || {
-        block_on(async {
+        drive(async {
             assert_eq!(Timer::never().deadline(), None);
             let d = Duration::from_millis(15);
             let start = Instant::now();
@@ -287,7 +287,7 @@ fn never_timer_only_ends_by_timeout() {
 #[test]
 fn timer_after_a_duration_too_large_for_instant_never_fires() {
     bounded("huge_after", || {
-        block_on(async {
+        drive(async {
             let timer = Timer::after(Duration::MAX);
             assert_eq!(timer.deadline(), None);
             assert!(timeout(Duration::from_millis(2), timer).await.is_err());
@@ -301,7 +301,7 @@ fn set_after_a_duration_too_large_for_instant_never_fires() {
     // an existing timer the same way should behave alike, not panic on the
     // overflow of `Instant + Duration`.
     bounded("huge_set_after", || {
-        block_on(async {
+        drive(async {
             let mut timer = Timer::after(Duration::from_millis(1));
             timer.set_after(Duration::MAX);
             assert_eq!(timer.deadline(), None);
@@ -321,7 +321,7 @@ fn grid_index(t: Instant, first: Instant, period: Duration) -> u32 {
 #[test]
 fn interval_yields_exactly_first_plus_k_periods() {
     bounded("interval_grid", || {
-        block_on(async {
+        drive(async {
             for period in [Duration::from_micros(700), Duration::from_millis(3)] {
                 let mut interval = Timer::interval(period);
                 let first = interval.deadline().unwrap();
@@ -356,7 +356,7 @@ fn interval_yields_exactly_first_plus_k_periods() {
 fn interval_skips_the_ticks_a_stalled_consumer_missed() {
     bounded("interval_skip", || {
         let period = Duration::from_millis(4);
-        block_on(async {
+        drive(async {
             let mut interval = Timer::interval(period);
             let first = interval.deadline().unwrap();
             assert_eq!(interval.next().await, Some(first));
@@ -398,7 +398,7 @@ fn interval_of_zero_panics_with_a_message() {
 #[test]
 fn timeout_reports_timed_out_with_its_duration() {
     bounded("timeout_err", || {
-        block_on(async {
+        drive(async {
             for d in [
                 Duration::ZERO,
                 Duration::from_micros(50),
@@ -433,7 +433,7 @@ fn timeout_reports_timed_out_with_its_duration() {
 #[test]
 fn timeout_lets_an_inner_future_that_finishes_first_win() {
     bounded("timeout_ok", || {
-        block_on(async {
+        drive(async {
             assert_eq!(timeout(Duration::from_secs(60), async { 7 }).await, Ok(7));
             // Ready at the same poll as an expired timeout: the inner wins.
             assert_eq!(timeout(Duration::ZERO, async { 8 }).await, Ok(8));
@@ -469,7 +469,7 @@ fn timeout_polls_the_inner_future_until_the_deadline() {
         }
     }
     bounded("timeout_polls_inner", || {
-        let res = block_on(timeout(Duration::from_secs(60), ReadyOnThirdPoll(0)));
+        let res = drive(timeout(Duration::from_secs(60), ReadyOnThirdPoll(0)));
         assert_eq!(res, Ok(3));
     });
 }
@@ -481,7 +481,7 @@ fn timers_on_many_threads_never_fire_early() {
             .map(|t| {
                 std::thread::spawn(move || {
                     let mut rng = Rng::new(t + 11);
-                    block_on(async {
+                    drive(async {
                         for _ in 0..100 {
                             let d = Duration::from_micros(rng.below(3_000));
                             let start = Instant::now();
@@ -512,7 +512,7 @@ fn short_timers_from_threads_sharing_the_driver_all_fire() {
                 .map(|t| {
                     std::thread::spawn(move || {
                         let mut rng = Rng::new(40 + t);
-                        block_on(async {
+                        drive(async {
                             for _ in 0..common::scaled(2_000, 200) {
                                 let d = Duration::from_micros(rng.below(30));
                                 let start = Instant::now();

@@ -8,7 +8,7 @@
 //! reactor keeps firing timers and I/O under a future that always wakes
 //! itself, and after a panic while its driver lock was held; a task woken
 //! by its own thread's `react` costs no extra `select`; and
-//! `async_executor::LocalExecutor` stacked on `tarn_reactor::block_on` runs
+//! `async_executor::LocalExecutor` stacked on `tarn_reactor::drive` runs
 //! I/O and timers. Re-run on the poll and select backends.
 mod common;
 
@@ -25,7 +25,7 @@ use common::{bounded, pair, Rng};
 use futures::future::{join_all, select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tarn_reactor::{block_on, timeout, Async, Reactor, Timer};
+use tarn_reactor::{drive, timeout, Async, Reactor, Timer};
 
 /// Round trips of the ping-pong tests (1,000 under valgrind).
 fn rounds() -> u32 {
@@ -77,7 +77,7 @@ fn ping_pong_with_a_thread_through_async_read_never_loses_a_wakeup() {
                 assert_eq!(ack[0], (i as u8).wrapping_add(1), "round {i}");
             }
         });
-        block_on(async {
+        drive(async {
             let mut b = Async::new(b)?;
             let mut byte = [0u8];
             for i in 0..rounds() {
@@ -104,7 +104,7 @@ fn ping_pong_with_a_thread_through_readable_and_a_raw_read_never_loses_a_wakeup(
                 assert_eq!(ack[0], i as u8, "round {i}");
             }
         });
-        block_on(async {
+        drive(async {
             let b = Async::new(b)?;
             let mut byte = [0u8];
             for i in 0..rounds() {
@@ -141,7 +141,7 @@ fn stream_of_single_bytes_from_a_thread_is_read_completely() {
                 }
             }
         });
-        let received = block_on(async {
+        let received = drive(async {
             let b = Async::new(b)?;
             let mut expected = 0u32;
             let mut buf = [0u8; 256];
@@ -171,7 +171,7 @@ fn ping_pong_between_two_driving_threads_never_loses_a_wakeup() {
         let (a, b) = pair();
         let rounds = rounds() / 2;
         let other = thread::spawn(move || {
-            block_on(async {
+            drive(async {
                 let mut a = Async::new(a)?;
                 let mut byte = [0u8];
                 for i in 0..rounds {
@@ -182,7 +182,7 @@ fn ping_pong_between_two_driving_threads_never_loses_a_wakeup() {
                 io::Result::Ok(())
             })
         });
-        block_on(async {
+        drive(async {
             let mut b = Async::new(b)?;
             let mut byte = [0u8];
             for i in 0..rounds {
@@ -215,7 +215,7 @@ fn task_is_woken_by_a_oneshot_sent_from_another_thread() {
                 }
                 tx.send(i).unwrap();
             });
-            assert_eq!(block_on(rx), Ok(i));
+            assert_eq!(drive(rx), Ok(i));
             sender.join().unwrap();
         }
     });
@@ -231,7 +231,7 @@ fn task_woken_from_another_thread_while_also_waiting_on_io_and_a_timer() {
             thread::sleep(Duration::from_millis(20));
             tx.send(()).unwrap();
         });
-        block_on(async {
+        drive(async {
             let io = pin!(b.readable());
             let timer = Timer::after(Duration::from_secs(30));
             match select(pin!(rx), select(io, timer)).await {
@@ -257,7 +257,7 @@ fn timers_and_io_interleave_without_losing_either() {
                 }
             }
         });
-        block_on(async {
+        drive(async {
             let b = Async::new(b).unwrap();
             let reader = async {
                 let mut got = 0;
@@ -292,7 +292,7 @@ fn one_write_wakes_every_readable_waiter() {
         let (a, b) = pair();
         let b = Async::new(b).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&b);
-        block_on(async {
+        drive(async {
             // Readiness futures under one join (one waker, many slots).
             let waiters = join_all((0..4).map(|_| b.readable()));
             let write = async {
@@ -322,7 +322,7 @@ fn one_write_from_another_thread_wakes_every_readable_waiter_with_its_own_waker(
             (&a).write_all(b"x").unwrap();
             a
         });
-        block_on(async {
+        drive(async {
             // FuturesUnordered gives each future its own waker: three wait
             // with readable() and three with poll_readable.
             let mut set = FuturesUnordered::new();
@@ -370,7 +370,7 @@ fn one_drain_wakes_every_writable_waiter() {
             }
             b
         });
-        block_on(async {
+        drive(async {
             let set = FuturesUnordered::new();
             for i in 0..5 {
                 let a = &a;
@@ -414,7 +414,7 @@ fn readiness_future_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
             (&a).write_all(b"n").unwrap();
             a
         });
-        block_on(readable).unwrap();
+        drive(readable).unwrap();
         let _a = writer.join().unwrap();
         assert_eq!(waiting_on(fd), (0, 0));
     });
@@ -438,7 +438,7 @@ fn two_tasks_reading_one_byte_each_are_both_served() {
             }
             a
         });
-        block_on(async {
+        drive(async {
             let set = FuturesUnordered::new();
             for _ in 0..2 {
                 let b = &b;
@@ -459,7 +459,7 @@ fn two_tasks_reading_one_byte_each_are_both_served() {
 fn local_executor_stacked_on_block_on_runs_io_and_timers() {
     bounded("local_executor_stacked", || {
         let ex = async_executor::LocalExecutor::new();
-        let total = block_on(ex.run(async {
+        let total = drive(ex.run(async {
             let mut tasks = Vec::new();
             for i in 0..8u8 {
                 tasks.push(ex.spawn(async move {
@@ -515,7 +515,7 @@ fn block_on_fires_a_timer_while_another_future_keeps_waking_itself() {
         common::HANG,
         || {
             let start = Instant::now();
-            block_on(beside_a_spinner(async {
+            drive(beside_a_spinner(async {
                 Timer::after(Duration::from_millis(20)).await;
             }));
             assert!(start.elapsed() >= Duration::from_millis(20));
@@ -536,7 +536,7 @@ fn block_on_delivers_io_while_another_future_keeps_waking_itself() {
                 (&a).write_all(b"z").unwrap();
                 a
             });
-            block_on(beside_a_spinner(async {
+            drive(beside_a_spinner(async {
                 let mut byte = [0u8];
                 (&b).read_exact(&mut byte).await.unwrap();
                 assert_eq!(&byte, b"z");
@@ -557,7 +557,7 @@ fn stacked_local_executor_with_a_busy_task_still_fires_timers() {
         || {
             let stop = std::cell::Cell::new(false);
             let ex = async_executor::LocalExecutor::new();
-            block_on(ex.run(async {
+            drive(ex.run(async {
                 let busy = ex.spawn(async {
                     while !stop.get() {
                         yield_now().await;
@@ -591,12 +591,12 @@ fn reactor_keeps_working_after_a_panic_while_its_driver_lock_was_held() {
             });
             assert!(panicked.is_err());
             let start = Instant::now();
-            block_on(Timer::after(Duration::from_millis(5)));
+            drive(Timer::after(Duration::from_millis(5)));
             assert!(start.elapsed() >= Duration::from_millis(5));
             let (a, b) = pair();
             let b = Async::new(b).unwrap();
             (&a).write_all(b"p").unwrap();
-            block_on(b.readable()).unwrap();
+            drive(b.readable()).unwrap();
         },
     );
 }
@@ -625,7 +625,7 @@ fn task_woken_by_its_own_threads_react_does_not_interrupt_the_next_select() {
                 }
             });
             let before = Reactor::get().stats();
-            block_on(async {
+            drive(async {
                 let mut b = Async::new(b).unwrap();
                 let mut byte = [0u8];
                 for i in 0..TRIPS {
@@ -675,7 +675,7 @@ fn reader_and_writer_waiting_on_one_fd_are_woken_independently() {
                 }
                 b
             });
-            block_on(async {
+            drive(async {
                 let read = async {
                     let mut byte = [0u8];
                     (&a).read_exact(&mut byte).await.unwrap();
@@ -714,7 +714,7 @@ fn many_threads_each_driving_their_own_ping_pong() {
                         }
                     });
                     barrier.wait();
-                    block_on(async {
+                    drive(async {
                         let mut b = Async::new(b).unwrap();
                         let mut byte = [0u8];
                         for i in 0..trips {

@@ -834,7 +834,7 @@ pub struct Held {
 impl Held {
     /// The process's open fds and the reactor's gauges now.
     pub fn now() -> Held {
-        let stats = tarn::Reactor::get().stats();
+        let stats = tarn::stats();
         Held {
             fds: open_fds(),
             sources: stats.sources,
