@@ -1,7 +1,9 @@
 //! The selector's own record of what is registered: one [`Table`] per
 //! selector, the source of `AlreadyExists`/`NotFound` errors and of
 //! `registrations()`, and for the poll and select backends the whole truth
-//! (they rebuild their kernel-facing fd sets from it).
+//! (they rebuild their kernel-facing fd sets from it). How a change reaches a
+//! thread blocked on an old fd set is the business of those backends, in
+//! `sys/watch.rs`.
 
 use std::collections::HashMap;
 use std::io;
@@ -35,15 +37,6 @@ pub(crate) struct Table {
     next_generation: u64,
     /// Bumped on every change that alters which fds are watched and how.
     pub(crate) version: u64,
-    /// Threads currently blocked in the kernel on this table's fd set; a
-    /// change made while this is non-zero must wake them.
-    pub(crate) waiters: usize,
-    /// How many times a thread has come back from the kernel (see
-    /// [`WatchList::returned`]).
-    returns: u64,
-    /// Threads in [`WatchList::deregister`] waiting for the blocked ones to
-    /// come back.
-    closers: usize,
 }
 
 impl Table {
@@ -196,146 +189,4 @@ fn not_registered(fd: RawFd) -> io::Error {
         io::ErrorKind::NotFound,
         format!("fd {fd} is not registered with this selector"),
     )
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section in this crate
-/// leaves its data consistent before it can panic.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The registration side shared by the backends that keep their fd set in
-/// userspace (poll and select): the table, and the wakeup that makes a thread
-/// blocked in the kernel come back and rebuild its set after a change.
-#[derive(Debug)]
-pub(crate) struct WatchList {
-    pub(crate) table: std::sync::Mutex<Table>,
-    /// Signalled when a thread comes back from the kernel while a
-    /// deregistration waits for it.
-    returned: std::sync::Condvar,
-    pub(crate) signal: std::sync::Arc<crate::sys::wakefd::Signal>,
-    /// The select backend cannot watch fds at or above FD_SETSIZE.
-    fd_limit: Option<RawFd>,
-}
-
-impl WatchList {
-    pub(crate) fn new(fd_limit: Option<RawFd>) -> io::Result<WatchList> {
-        let signal = std::sync::Arc::new(crate::sys::wakefd::Signal::new()?);
-        let list = WatchList {
-            table: Default::default(),
-            returned: std::sync::Condvar::new(),
-            signal,
-            fd_limit,
-        };
-        list.check_fd(list.signal.fd())?;
-        Ok(list)
-    }
-
-    pub(crate) fn register(
-        &self,
-        fd: RawFd,
-        token: Token,
-        interest: Interest,
-        mode: Mode,
-    ) -> io::Result<()> {
-        self.check_fd(fd)?;
-        let mut table = lock(&self.table);
-        table.insert(fd, token, interest, mode)?;
-        self.changed(&table);
-        Ok(())
-    }
-
-    pub(crate) fn modify(
-        &self,
-        fd: RawFd,
-        token: Token,
-        interest: Interest,
-        mode: Mode,
-    ) -> io::Result<()> {
-        // No check that `fd` is still open here (it costs a syscall on every
-        // re-arm): a registered fd closed behind our back is reported by the
-        // next poll/select as an error event instead.
-        let mut table = lock(&self.table);
-        table.get(fd)?;
-        table.update(fd, token, interest, mode)?;
-        self.changed(&table);
-        Ok(())
-    }
-
-    /// Removes `fd`, and returns only once no thread is still blocked in
-    /// poll/select on a set that holds it.
-    ///
-    /// The wait matters because the caller is about to close `fd`: for the
-    /// duration of the call, poll and select hold a reference to the file of
-    /// every fd they watch, so a close made meanwhile would not release the
-    /// socket (the peer would not see it closed) until that thread came back.
-    /// The wakeup makes it come back at once; when no other thread is
-    /// blocked, as when one thread both runs the loop and closes, or when
-    /// `fd` was not in the blocked thread's set, nothing waits.
-    ///
-    /// A process that forks while a thread is blocked here and goes on
-    /// using the selector in the child would wait forever (the child has no
-    /// such thread); like the rest of tarn, the selector is not meant to be
-    /// used across `fork`.
-    pub(crate) fn deregister(&self, fd: RawFd) -> io::Result<()> {
-        let mut table = lock(&self.table);
-        let entry = table.remove(fd)?;
-        // A disarmed fd (a oneshot registration that has reported) is not in
-        // the set of a thread blocked now: disarming bumps the version, so
-        // every wait since rebuilt its set without it. Nothing to wait for.
-        if entry.armed && table.waiters > 0 {
-            self.signal.wake();
-            let seen = table.returns;
-            table.closers += 1;
-            while table.waiters > 0 && table.returns == seen {
-                table = self
-                    .returned
-                    .wait(table)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-            }
-            table.closers -= 1;
-        }
-        Ok(())
-    }
-
-    /// Called by a backend, with the table locked, when its thread comes
-    /// back from the kernel: no longer a waiter, and the release that a
-    /// waiting [`deregister`](Self::deregister) looks for. The backends take
-    /// the scratch lock around the syscall, so at most one thread per
-    /// selector is blocked at a time, and its return is the one awaited.
-    pub(crate) fn returned(&self, table: &mut Table) {
-        table.waiters -= 1;
-        table.returns = table.returns.wrapping_add(1);
-        if table.closers > 0 {
-            self.returned.notify_all();
-        }
-    }
-
-    pub(crate) fn registrations(&self) -> Vec<Registration> {
-        lock(&self.table).list()
-    }
-
-    /// Wakes the threads blocked on the old fd set, if any.
-    fn changed(&self, table: &Table) {
-        if table.waiters > 0 {
-            self.signal.wake();
-        }
-    }
-
-    fn check_fd(&self, fd: RawFd) -> io::Result<()> {
-        if let Some(limit) = self.fd_limit {
-            if fd >= limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "fd {fd} exceeds FD_SETSIZE ({limit}) on the select backend; \
-                         use the poll or epoll backend"
-                    ),
-                ));
-            }
-        }
-        crate::sys::check_open(fd)
-    }
 }

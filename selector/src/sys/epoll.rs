@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::event::{ERROR, PRIORITY, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
-use crate::registry::{lock, Table};
+use crate::registry::Table;
+use crate::sys::lock;
 use crate::sys::wakefd::Signal;
 use crate::{Event, Events, Interest, Mode, Registration, Token};
 

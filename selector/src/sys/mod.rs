@@ -1,5 +1,6 @@
 //! The operating-system side of the selector: one file per backend, plus the
-//! eventfd that wakes a blocked `select`.
+//! eventfd that wakes a blocked `select` (`wakefd.rs`) and the table-and-wakeup
+//! protocol that the poll and select backends share (`watch.rs`).
 //!
 //! Every backend is a `Selector` struct with the same inner interface, so a
 //! reader who knows one knows them all:
@@ -42,6 +43,7 @@ pub(crate) mod epoll;
 pub(crate) mod poll;
 pub(crate) mod select;
 pub(crate) mod wakefd;
+pub(crate) mod watch;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -62,4 +64,12 @@ pub(crate) fn timespec(timeout: std::time::Duration) -> libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: timeout.subsec_nanos().into(),
     }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section in this crate
+/// leaves its data consistent before it can panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::event::{ERROR, PRIORITY, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
-use crate::registry::{lock, WatchList};
+use crate::sys::lock;
 use crate::sys::wakefd::Signal;
+use crate::sys::watch::WatchList;
 use crate::{Events, Interest, Mode, Registration, Token};
 
 #[derive(Debug)]
@@ -91,8 +92,7 @@ impl Selector {
         events.list.clear();
         let mut scratch = lock(&self.scratch);
         let scratch = &mut *scratch;
-        {
-            let mut table = lock(&self.watch.table);
+        self.watch.blocking(|table| {
             if scratch.version != Some(table.version) {
                 scratch.fds.clear();
                 scratch.generations.clear();
@@ -106,8 +106,7 @@ impl Selector {
                 }
                 scratch.version = Some(table.version);
             }
-            table.waiters += 1;
-        }
+        });
 
         let ts = timeout.map(crate::sys::timespec);
         let ts_ptr = ts
@@ -123,8 +122,8 @@ impl Selector {
             std::ptr::null()
         ));
 
-        let mut table = lock(&self.watch.table);
-        self.watch.returned(&mut table);
+        let mut watched = self.watch.returned();
+        let table = &mut watched.table;
         if res? == 0 {
             return Ok(false);
         }

@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::event::{ERROR, PRIORITY, READABLE, WRITABLE};
-use crate::registry::{lock, WatchList};
+use crate::sys::lock;
 use crate::sys::wakefd::Signal;
+use crate::sys::watch::WatchList;
 use crate::{Events, Interest, Mode, Registration, Token};
 
 #[derive(Debug)]
@@ -106,8 +107,7 @@ impl Selector {
         let mut scratch = lock(&self.scratch);
         let s = &mut *scratch;
         let wake_fd = self.watch.signal.fd();
-        {
-            let mut table = lock(&self.watch.table);
+        self.watch.blocking(|table| {
             if s.version != Some(table.version) {
                 s.read.clear();
                 s.write.clear();
@@ -130,8 +130,7 @@ impl Selector {
                 }
                 s.version = Some(table.version);
             }
-            table.waiters += 1;
-        }
+        });
 
         let (mut read, mut write, mut except) = (s.read, s.write, s.except);
         let ts = timeout.map(crate::sys::timespec);
@@ -150,8 +149,8 @@ impl Selector {
             std::ptr::null()
         ));
 
-        let mut table = lock(&self.watch.table);
-        self.watch.returned(&mut table);
+        let mut watched = self.watch.returned();
+        let table = &mut watched.table;
         match res {
             Ok(0) => return Ok(false),
             Ok(_) => {}
