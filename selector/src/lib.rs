@@ -82,5 +82,9 @@ mod registry;
 mod selector;
 
 pub use event::{Event, Events, Token};
+/// The libc that [`syscall!`] calls into, so that tarn's other crates can use
+/// the macro whatever they name libc. Internal, like the macro.
+#[doc(hidden)]
+pub use libc as __libc;
 pub use interest::{Interest, Mode};
 pub use selector::{Backend, Notifier, Registration, Selector, BACKEND_ENV};

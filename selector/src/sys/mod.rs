@@ -21,19 +21,30 @@
 //! variant to `Backend`; nothing else changes.
 //!
 //! All `unsafe` of the crate lives in these files, and every libc call goes
-//! through [`syscall!`], which turns `-1` into `io::Error::last_os_error()`.
+//! through [`syscall!`](crate::syscall), which turns `-1` into
+//! `io::Error::last_os_error()`.
 
 /// Calls a libc function and turns a `-1` return into the `errno` error.
 ///
-/// The call itself is `unsafe`; every use site states why it is sound.
+/// Internal to tarn's crates, which use it for every libc call that reports
+/// failure with `-1`: not part of tarn-selector's API, and it may change in
+/// any release. It names libc through `$crate::__libc`, so a caller needs no
+/// `libc` of its own under that name, and works for `c_int` and `ssize_t`
+/// returns alike (`Ok` holds the value as returned). `EINTR` comes back as
+/// an `Interrupted` error; retrying is the caller's business.
+///
+/// The call itself is `unsafe`; every use site states why it is sound in a
+/// `// SAFETY:` comment above the macro.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)? )) => {{
         #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
-        let res = unsafe { libc::$fn($($arg, )*) };
+        let res = unsafe { $crate::__libc::$fn($($arg, )*) };
         if res == -1 {
-            Err(std::io::Error::last_os_error())
+            ::std::result::Result::Err(::std::io::Error::last_os_error())
         } else {
-            Ok(res)
+            ::std::result::Result::Ok(res)
         }
     }};
 }
