@@ -1,22 +1,21 @@
 //! The reactor's few direct system calls: making an fd non-blocking, and
-//! asking the kernel whether an fd is ready right now.
+//! asking the kernel whether an fd is ready right now. Each goes through
+//! tarn-selector's `syscall!`, which does the `unsafe` call and the errno
+//! check.
 
 use std::io;
 use std::os::fd::RawFd;
+
+use tarn_selector::syscall;
 
 /// Sets `O_NONBLOCK` on `fd`.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL read and write the status flags of an fd the
     // caller borrows for the duration of the call; no pointers involved.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
     if flags & libc::O_NONBLOCK == 0 {
         // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
+        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
     }
     Ok(())
 }
@@ -37,14 +36,10 @@ pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
     };
     loop {
         // SAFETY: `pfd` is one valid pollfd, alive for the call.
-        match unsafe { libc::poll(&mut pfd, 1, 0) } {
-            -1 => {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
-            _ => return Ok(pfd.revents != 0),
+        match syscall!(poll(&mut pfd, 1, 0)) {
+            Ok(_) => return Ok(pfd.revents != 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -62,7 +57,7 @@ pub(crate) fn batch_scheduling() {
         // thread, and SCHED_BATCH takes priority 0.
         let param = unsafe { std::mem::zeroed::<libc::sched_param>() };
         // SAFETY: valid arguments; failure only leaves the policy unchanged.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        let _ = syscall!(sched_setscheduler(0, libc::SCHED_BATCH, &param));
     }
 }
 
@@ -91,15 +86,13 @@ pub(crate) fn precise_timers() {
             if !set.replace(true) {
                 // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and
                 // changes only the calling thread's slack.
-                unsafe {
-                    libc::prctl(
-                        libc::PR_SET_TIMERSLACK,
-                        TIMER_SLACK_NS as libc::c_ulong,
-                        0,
-                        0,
-                        0,
-                    )
-                };
+                let _ = syscall!(prctl(
+                    libc::PR_SET_TIMERSLACK,
+                    TIMER_SLACK_NS as libc::c_ulong,
+                    0,
+                    0,
+                    0
+                ));
             }
         });
     }
