@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -33,9 +34,15 @@ const REACTOR_EVERY: u32 = 61;
 thread_local! {
     /// The executor running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
-    /// Set while polling a task whose executor has its own panic handler:
-    /// the process panic hook then stays quiet.
+    /// The panic handler of the executor running or being dropped on this
+    /// thread, if it has one.
+    static HANDLER: RefCell<Option<Rc<PanicHandler>>> = const { RefCell::new(None) };
+    /// Set while a task's code runs under a panic handler: the process
+    /// panic hook then stays quiet.
     static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
+    /// How many executors are being dropped on this thread: a `spawn` from
+    /// a destructor they run has no executor to go to.
+    static TEARING_DOWN: Cell<usize> = const { Cell::new(0) };
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -280,7 +287,14 @@ impl LocalExecutor {
     }
 
     /// Runs one ready task, if there is one; returns whether it did.
+    ///
+    /// Inside a task (of this executor or another one on this thread) it
+    /// runs nothing and returns `false`: the task it would pick could be
+    /// the very one being polled.
     pub fn try_tick(&self) -> bool {
+        if CURRENT.try_with(|c| c.borrow().is_some()).unwrap_or(true) {
+            return false;
+        }
         let _running = Running::enter(&self.inner);
         loop {
             match self.inner.next() {
@@ -348,6 +362,10 @@ impl Drop for LocalExecutor {
         drop(remote);
         // Drop the tasks' futures outside the table's borrow: their
         // destructors may touch the executor (abort handles, wake others).
+        // A destructor that panics is that task's panic (reported, and what
+        // its handle yields); the others are dropped all the same. One that
+        // spawns finds no executor, and its future is dropped at once.
+        let _teardown = Teardown::enter(self.inner.on_panic.clone());
         let tasks = std::mem::take(&mut *self.inner.tasks.borrow_mut());
         for (_, task) in tasks {
             task.cancel();
@@ -387,14 +405,7 @@ impl Inner {
     /// Polls a queued task; drops it from the table once it is over.
     /// Returns whether the task spent its whole I/O budget.
     fn run_task(&self, task: TaskRef) -> bool {
-        let quiet = self.on_panic.is_some();
-        if quiet {
-            QUIET_PANICS.with(|q| q.set(true));
-        }
         let (over, busy) = budget::with_budget(|| task.run());
-        if quiet {
-            QUIET_PANICS.with(|q| q.set(false));
-        }
         if over {
             self.forget(task.as_ptr());
         }
@@ -440,14 +451,41 @@ impl Running {
             }
             *current = Some(Rc::clone(inner));
         });
+        HANDLER.with(|h| *h.borrow_mut() = inner.on_panic.clone());
         Running
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        let handler = HANDLER.with(|h| h.borrow_mut().take());
         let inner = CURRENT.with(|current| current.borrow_mut().take());
-        drop(inner);
+        drop((handler, inner));
+    }
+}
+
+/// Marks an executor's drop in progress on this thread, with its panic
+/// handler in effect, for as long as it lives.
+struct Teardown {
+    handler_before: Option<Rc<PanicHandler>>,
+}
+
+impl Teardown {
+    fn enter(handler: Option<Rc<PanicHandler>>) -> Teardown {
+        TEARING_DOWN.with(|t| t.set(t.get() + 1));
+        let handler_before = HANDLER
+            .try_with(|h| std::mem::replace(&mut *h.borrow_mut(), handler))
+            .ok()
+            .flatten();
+        Teardown { handler_before }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let before = self.handler_before.take();
+        let _ = HANDLER.try_with(|h| *h.borrow_mut() = before);
+        TEARING_DOWN.with(|t| t.set(t.get() - 1));
     }
 }
 
@@ -456,19 +494,54 @@ impl Drop for Running {
 /// The future need not be `Send`. Dropping the returned handle detaches
 /// the task.
 ///
+/// ```
+/// let handle = tarn_executor::block_on(async {
+///     let task = tarn_executor::spawn(async { "done" });
+///     task.await
+/// });
+/// assert_eq!(handle.unwrap(), "done");
+/// ```
+///
+/// While an executor is being dropped (at the end of the thread, say, when
+/// the tasks left in `block_on`'s executor go), there is nowhere to run a
+/// new task: a destructor that spawns gets a handle whose task is already
+/// cancelled, and the future is dropped at once.
+///
 /// # Panics
 ///
 /// Outside [`block_on`] (or [`LocalExecutor::run`]), where no executor
 /// would ever run the task.
 pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
-    let inner = CURRENT.with(|current| current.borrow().clone());
-    match inner {
-        Some(inner) => inner.spawn(future),
-        None => panic!(
+    match CURRENT.try_with(|current| current.borrow().clone()) {
+        Ok(Some(inner)) => inner.spawn(future),
+        // This thread's executor state is gone (thread exit), or an
+        // executor is being dropped: the task could never run.
+        Err(_) => refused(future),
+        Ok(None) if TEARING_DOWN.with(Cell::get) > 0 => refused(future),
+        Ok(None) => panic!(
             "tarn::spawn called outside of tarn::block_on: no executor runs on this thread; \
              wrap your code in tarn::block_on(async {{ ... }}) or use LocalExecutor::spawn"
         ),
     }
+}
+
+/// A task that no executor will run: its future is dropped at once (as
+/// its own code, so a panic there is its own) and its handle yields a
+/// cancelled [`JoinError`](crate::JoinError).
+fn refused<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
+    let shared = Arc::new(Shared {
+        id: 0,
+        remote: Mutex::new(Remote {
+            jobs: Vec::new(),
+            closed: true,
+        }),
+        has_remote: AtomicBool::new(false),
+        unparker: Parker::new().unparker(),
+    });
+    let (table, queued, handle) = task::allocate(future, 0, shared);
+    table.cancel();
+    drop((table, queued));
+    JoinHandle::new(handle, std::rc::Weak::new())
 }
 
 thread_local! {
@@ -497,17 +570,20 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     EXECUTOR.with(|executor| executor.run(future))
 }
 
-/// Calls the executor's panic handler, if it has one, for a task's panic.
-pub(crate) fn report_panic(payload: &(dyn Any + Send)) {
-    let handler = CURRENT.with(|current| {
-        current
-            .try_borrow()
-            .ok()
-            .and_then(|c| c.as_ref().and_then(|inner| inner.on_panic.clone()))
-    });
-    if let Some(handler) = handler {
-        handler(payload);
+/// Runs `f`, a task's own code (a poll of its future, or the drop of its
+/// future or output), catching a panic: the panic belongs to that task.
+/// It is reported once: by the process's panic hook, or, under an executor
+/// with a panic handler, by that handler alone.
+pub(crate) fn catch_task_panic<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
+    let handler = HANDLER.try_with(|h| h.borrow().clone()).ok().flatten();
+    let quiet_before = QUIET_PANICS.with(|q| q.replace(handler.is_some()));
+    let res = catch_unwind(AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(quiet_before));
+    if let (Err(payload), Some(handler)) = (&res, handler) {
+        // A handler that panics itself is reported by the hook, and ignored.
+        let _ = catch_unwind(AssertUnwindSafe(|| handler(payload.as_ref())));
     }
+    res
 }
 
 /// Installs (once) a process panic hook that defers to the previous one

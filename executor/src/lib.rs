@@ -8,8 +8,30 @@
 //! per thread (each with its own `SO_REUSEPORT` listener) rather than a
 //! work-stealing pool.
 //!
-//! Panics inside tasks are caught: the other tasks keep running, and the
-//! task's [`JoinHandle`] yields a [`JoinError`] carrying the payload.
+//! # Panics in tasks
+//!
+//! A panic in a task's code belongs to that task, wherever it happens: in
+//! a poll of its future, or in the future's destructor (when the task
+//! completes, when it is aborted, or when its executor is dropped).
+//!
+//! - It is caught there. The other tasks keep running, and so does the
+//!   code that caused the drop: the task that called
+//!   [`abort`](JoinHandle::abort), or the executor's `Drop`, which goes on
+//!   to drop every other task's future.
+//! - It is reported once: by the process's panic hook (the default one
+//!   prints it), or, for an executor built with
+//!   [`on_panic`](ExecutorBuilder::on_panic), by that handler alone, the
+//!   hook staying quiet for it.
+//! - The task's [`JoinHandle`] yields a [`JoinError`] carrying the payload,
+//!   in place of the output it would have yielded or of its cancellation.
+//!   A task that panics in `poll` and again in its destructor keeps the
+//!   first panic; the second is reported and dropped.
+//!
+//! The future passed to [`block_on`] or [`LocalExecutor::run`] is not a
+//! task: its panic leaves `block_on`, as a panic in the caller's own code
+//! would. A destructor that calls [`spawn`] while its executor is being
+//! dropped (at thread exit, say) gets a handle whose task is already
+//! cancelled; it never aborts the process.
 //!
 //! ```
 //! use std::time::Duration;

@@ -26,7 +26,6 @@ use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -34,7 +33,7 @@ use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::executor::{report_panic, schedule, Job, Shared};
+use crate::executor::{catch_task_panic, schedule, Job, Shared};
 use crate::join::{JoinError, Outcome};
 
 /// The start of every task allocation.
@@ -142,13 +141,10 @@ impl<F: Future> RawTask<F> {
         // SAFETY: the future is alive, never moved since allocation (the
         // allocation is never moved), and only this call touches it now.
         let future = unsafe { Pin::new_unchecked(&mut **(*task).future.get()) };
-        let result = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        let result = match catch_task_panic(|| future.poll(cx)) {
             Ok(Poll::Pending) => return false,
             Ok(Poll::Ready(output)) => Ok(output),
-            Err(payload) => {
-                report_panic(payload.as_ref());
-                Err(JoinError::panicked(payload))
-            }
+            Err(payload) => Err(JoinError::panicked(payload)),
         };
         // SAFETY: on the executor's thread, not being polled any more.
         unsafe { Self::finish(ptr, result) };
@@ -165,34 +161,57 @@ impl<F: Future> RawTask<F> {
     /// Drops the future (once), then records `result` for the join handle,
     /// unless an outcome is already there or the handle is gone.
     ///
+    /// Never unwinds: the future's destructor, like its `poll`, is the
+    /// task's own code, and a panic there becomes the task's outcome (in
+    /// place of its output or its cancellation; after a panic in `poll`,
+    /// the first panic stays). Whatever is left over (an output nobody will
+    /// read) is dropped the same way.
+    ///
     /// # Safety
     /// On the executor's thread, not while the future is being polled.
     unsafe fn finish(ptr: NonNull<Header>, result: Result<F::Output, JoinError>) {
         let task = ptr.cast::<RawTask<F>>().as_ptr();
         // SAFETY: the header is alive while we hold a reference.
         let header = unsafe { ptr.as_ref() };
-        let mut dropped = Ok(());
+        let mut result = result;
+        let mut leftover = None;
         if header.alive.replace(false) {
             // SAFETY: the future was alive (and is now marked dropped, so it
             // is dropped exactly once); nothing else touches it meanwhile.
-            dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-                ManuallyDrop::drop(&mut *(*task).future.get())
-            }));
+            let dropped =
+                catch_task_panic(|| unsafe { ManuallyDrop::drop(&mut *(*task).future.get()) });
+            if let Err(payload) = dropped {
+                if !is_panic(&result) {
+                    let panicked = Err(JoinError::panicked(payload));
+                    leftover = Some(std::mem::replace(&mut result, panicked));
+                }
+            }
         }
+        let mut waker = None;
         if header.handle.get() {
             // SAFETY: the join slot is only touched on this thread, and no
             // other borrow of it is alive during this call.
             let outcome = unsafe { &mut *(*task).prefix.outcome.get() };
-            if let Outcome::Running(waker) = outcome {
-                let waker = waker.take();
-                *outcome = Outcome::Done(result);
-                if let Some(waker) = waker {
-                    waker.wake();
+            match outcome {
+                Outcome::Running(stored) => {
+                    waker = stored.take();
+                    *outcome = Outcome::Done(result);
                 }
+                // Aborted while it ran (the cancellation was recorded
+                // then), and its destructor panicked: that is its outcome.
+                Outcome::Done(Err(e)) if e.is_cancelled() && is_panic(&result) => {
+                    *outcome = Outcome::Done(result);
+                }
+                _ => leftover = Some(result),
             }
+        } else {
+            leftover = Some(result);
         }
-        if let Err(payload) = dropped {
-            resume_unwind(payload);
+        if let Some(leftover) = leftover {
+            let _ = catch_task_panic(|| drop(leftover));
+        }
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -204,6 +223,11 @@ impl<F: Future> RawTask<F> {
         // no output and no waker, so this drops only the `Arc<Shared>`.
         drop(unsafe { Box::from_raw(ptr.cast::<RawTask<F>>().as_ptr()) });
     }
+}
+
+/// Whether `result` is a panic's.
+fn is_panic<T>(result: &Result<T, JoinError>) -> bool {
+    matches!(result, Err(e) if e.is_panic())
 }
 
 impl TaskRef {
