@@ -121,6 +121,38 @@ impl fmt::Debug for Event {
 /// Its capacity bounds how many events one `select` returns; the rest wait
 /// for the next call (level and oneshot registrations lose nothing by this).
 /// The buffer is reused across calls, so the hot path does not allocate.
+///
+/// # Examples
+///
+/// Two sockets are ready, but a buffer for one event takes one per `select`;
+/// the other is reported by the next call.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use tarn_selector::{Events, Interest, Mode, Selector, Token};
+///
+/// let selector = Selector::new()?;
+/// let (mut a1, b1) = UnixStream::pair()?;
+/// let (mut a2, b2) = UnixStream::pair()?;
+/// // Oneshot: each reports once, until `modify` re-arms it.
+/// selector.register(b1.as_raw_fd(), Token(1), Interest::READABLE, Mode::Oneshot)?;
+/// selector.register(b2.as_raw_fd(), Token(2), Interest::READABLE, Mode::Oneshot)?;
+/// a1.write_all(b"x")?;
+/// a2.write_all(b"y")?;
+///
+/// let mut events = Events::with_capacity(1);
+/// let mut seen = Vec::new();
+/// for _ in 0..2 {
+///     assert_eq!(selector.select(&mut events, Some(Duration::from_secs(5)))?, 1);
+///     seen.extend(events.iter().map(|event| event.token()));
+/// }
+/// seen.sort();
+/// assert_eq!(seen, [Token(1), Token(2)]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Events {
     pub(crate) list: Vec<Event>,
     pub(crate) capacity: usize,

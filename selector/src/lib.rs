@@ -7,29 +7,86 @@
 //! get back one [`Event`] per ready registration. It knows nothing of futures
 //! or tasks, and `select` does not allocate.
 //!
+//! The loop below is the one a user of Python's `selectors` writes: an echo
+//! server. The listening socket is registered; each wakeup either accepts
+//! new connections and registers them, or reads from a ready connection and
+//! echoes what came, deregistering it (before closing it) once the peer has
+//! gone. A real server loops forever; this one stops after its one client.
+//!
 //! ```
-//! use std::io::Write;
+//! use std::collections::HashMap;
+//! use std::io::{self, BufRead, BufReader, Read, Write};
+//! use std::net::{TcpListener, TcpStream};
 //! use std::os::fd::AsRawFd;
-//! use std::os::unix::net::UnixStream;
 //! use std::time::Duration;
 //! use tarn_selector::{Events, Interest, Mode, Selector, Token};
 //!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! listener.set_nonblocking(true)?;
+//! let addr = listener.local_addr()?;
+//!
+//! // The client, on its own thread: send a line, read the echo, hang up.
+//! let client = std::thread::spawn(move || -> io::Result<String> {
+//!     let mut stream = TcpStream::connect(addr)?;
+//!     stream.write_all(b"hello\n")?;
+//!     let mut echo = String::new();
+//!     BufReader::new(stream).read_line(&mut echo)?;
+//!     Ok(echo)
+//! });
+//!
+//! const LISTENER: Token = Token(0);
 //! let selector = Selector::new()?;
-//! let (mut a, b) = UnixStream::pair()?;
-//! selector.register(b.as_raw_fd(), Token(7), Interest::READABLE, Mode::Level)?;
-//!
+//! selector.register(listener.as_raw_fd(), LISTENER, Interest::READABLE, Mode::Level)?;
+//! let mut connections: HashMap<Token, TcpStream> = HashMap::new();
+//! let mut next_token = 1;
 //! let mut events = Events::with_capacity(64);
-//! // Nothing to read yet: a zero timeout returns at once, empty-handed.
-//! assert_eq!(selector.select(&mut events, Some(Duration::ZERO))?, 0);
+//! let mut closed = 0;
 //!
-//! a.write_all(b"ping")?;
-//! selector.select(&mut events, Some(Duration::from_secs(5)))?;
-//! let event = events.iter().next().expect("b is readable");
-//! assert_eq!(event.token(), Token(7));
-//! assert!(event.readable());
+//! // At most 100 wakeups, so that the example ends even if something fails.
+//! for _ in 0..100 {
+//!     if closed == 1 {
+//!         break;
+//!     }
+//!     selector.select(&mut events, Some(Duration::from_secs(5)))?;
+//!     for event in &events {
+//!         if event.token() == LISTENER {
+//!             // Accept every connection waiting: the listener does not block.
+//!             loop {
+//!                 match listener.accept() {
+//!                     Ok((stream, _)) => {
+//!                         stream.set_nonblocking(true)?;
+//!                         let token = Token(next_token);
+//!                         next_token += 1;
+//!                         let fd = stream.as_raw_fd();
+//!                         selector.register(fd, token, Interest::READABLE, Mode::Level)?;
+//!                         connections.insert(token, stream);
+//!                     }
+//!                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+//!                     Err(e) => return Err(e),
+//!                 }
+//!             }
+//!         } else if let Some(stream) = connections.get_mut(&event.token()) {
+//!             let mut buf = [0; 1024];
+//!             match stream.read(&mut buf) {
+//!                 // The peer hung up: deregister, then close (by dropping).
+//!                 Ok(0) => {
+//!                     selector.deregister(stream.as_raw_fd())?;
+//!                     connections.remove(&event.token());
+//!                     closed += 1;
+//!                 }
+//!                 // A short echo fits the socket's send buffer; a real server
+//!                 // would keep what does not and wait for WRITABLE.
+//!                 Ok(n) => stream.write_all(&buf[..n])?,
+//!                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+//!                 Err(e) => return Err(e),
+//!             }
+//!         }
+//!     }
+//! }
 //!
-//! selector.deregister(b.as_raw_fd())?;
-//! # Ok::<(), std::io::Error>(())
+//! assert_eq!(client.join().unwrap()?, "hello\n");
+//! assert!(connections.is_empty());
+//! # Ok::<(), io::Error>(())
 //! ```
 //!
 //! # Backends
@@ -82,9 +139,9 @@ mod registry;
 mod selector;
 
 pub use event::{Event, Events, Token};
+pub use interest::{Interest, Mode};
 /// The libc that [`syscall!`] calls into, so that tarn's other crates can use
 /// the macro whatever they name libc. Internal, like the macro.
 #[doc(hidden)]
 pub use libc as __libc;
-pub use interest::{Interest, Mode};
 pub use selector::{Backend, Notifier, Registration, Selector, BACKEND_ENV};

@@ -144,6 +144,35 @@ macro_rules! dispatch {
 /// before closing it. (Deregistering one already closed still succeeds and
 /// cleans up, but on epoll a closed fd whose file is still open through a
 /// `dup` keeps reporting until then.)
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use tarn_selector::{Events, Interest, Mode, Selector, Token};
+///
+/// let selector = Selector::new()?;
+/// let (mut a, b) = UnixStream::pair()?;
+/// selector.register(b.as_raw_fd(), Token(7), Interest::READABLE, Mode::Level)?;
+///
+/// let mut events = Events::with_capacity(64);
+/// // Nothing to read yet: a zero timeout returns at once, empty-handed.
+/// assert_eq!(selector.select(&mut events, Some(Duration::ZERO))?, 0);
+///
+/// a.write_all(b"ping")?;
+/// selector.select(&mut events, Some(Duration::from_secs(5)))?;
+/// let event = events.iter().next().expect("b is readable");
+/// assert_eq!(event.token(), Token(7));
+/// assert!(event.readable());
+///
+/// // Deregister before closing.
+/// selector.deregister(b.as_raw_fd())?;
+/// drop(b);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Selector {
     inner: Inner,
 }
@@ -331,6 +360,26 @@ impl fmt::Debug for Selector {
 /// before the selector wakes cost one `write` and cause one wakeup, in which
 /// `select` returns with no events. A notification made while nobody is
 /// waiting makes the next `select` return at once.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tarn_selector::{Events, Selector};
+///
+/// let selector = Selector::new()?;
+/// let notifier = selector.notifier();
+/// let waker = std::thread::spawn(move || notifier.notify());
+///
+/// // Nothing is registered, yet the wait ends long before its minute: the
+/// // notification wakes it (or, made first, makes it return at once).
+/// let mut events = Events::with_capacity(8);
+/// let start = Instant::now();
+/// assert_eq!(selector.select(&mut events, Some(Duration::from_secs(60)))?, 0);
+/// assert!(start.elapsed() < Duration::from_secs(60));
+/// waker.join().unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Notifier {
     signal: Arc<Signal>,
