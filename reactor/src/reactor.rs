@@ -85,7 +85,9 @@ pub struct SourceInfo {
     pub writers: usize,
 }
 
-static REACTOR: OnceLock<Result<Reactor, (io::ErrorKind, String)>> = OnceLock::new();
+static REACTOR: OnceLock<Reactor> = OnceLock::new();
+/// Held while creating the reactor, so that only one is made.
+static CREATING: Mutex<()> = Mutex::new(());
 
 impl Reactor {
     /// The process's reactor, created on first use on the backend chosen by
@@ -100,11 +102,20 @@ impl Reactor {
     }
 
     /// The process's reactor, or the error that prevented creating it.
+    ///
+    /// A failure is not remembered: the next call tries again, so a
+    /// reactor that could not start for want of fds starts once some are
+    /// free.
     pub fn try_get() -> io::Result<&'static Reactor> {
-        REACTOR
-            .get_or_init(|| Reactor::new().map_err(|e| (e.kind(), e.to_string())))
-            .as_ref()
-            .map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+        if let Some(reactor) = REACTOR.get() {
+            return Ok(reactor);
+        }
+        let _creating = lock(&CREATING);
+        if let Some(reactor) = REACTOR.get() {
+            return Ok(reactor);
+        }
+        let reactor = Reactor::new()?;
+        Ok(REACTOR.get_or_init(|| reactor))
     }
 
     fn new() -> io::Result<Reactor> {

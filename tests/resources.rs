@@ -1,0 +1,134 @@
+//! A resource that runs out for a moment (fds, threads) fails the call that
+//! needed it with an `io::Error`, and the next call, once the resource is
+//! back, works: nothing is remembered as broken for the life of the process.
+//!
+//! Each test runs in a process of its own: they lower process-wide limits
+//! (`RLIMIT_NOFILE`, `RLIMIT_AS`) and need the reactor and its threads in
+//! their initial state.
+
+mod common;
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use tarn::net::{TcpListener, TcpStream};
+
+/// The soft and hard limit of `resource`.
+fn limit(resource: libc::__rlimit_resource_t) -> libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the limit into the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(resource, &mut limit) }, 0);
+    limit
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, limit: libc::rlimit) {
+    // SAFETY: setrlimit reads the struct it is given.
+    let res = unsafe { libc::setrlimit(resource, &limit) };
+    assert_eq!(res, 0, "setrlimit: {}", io::Error::last_os_error());
+}
+
+/// Runs `f` with the soft limit of `resource` at `soft`, then restores it.
+fn with_soft_limit<R>(resource: libc::__rlimit_resource_t, soft: u64, f: impl FnOnce() -> R) -> R {
+    let before = limit(resource);
+    set_limit(
+        resource,
+        libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: before.rlim_max,
+        },
+    );
+    let out = f();
+    set_limit(resource, before);
+    out
+}
+
+/// This process's virtual size in bytes.
+fn virtual_size() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Runs `f` while no new thread can start: the address space has 1 MiB
+/// of room, less than a thread's stack.
+fn without_new_threads<R>(f: impl FnOnce() -> R) -> R {
+    with_soft_limit(libc::RLIMIT_AS, virtual_size() + (1 << 20), f)
+}
+
+#[test]
+fn the_reactor_starts_once_fds_are_free_again() {
+    common::isolated("the_reactor_starts_once_fds_are_free_again", || {
+        let (a, b) = UnixStream::pair().unwrap();
+        // No fd left for the reactor's epoll and eventfd: the limit is the
+        // lowest free fd number.
+        let lowest_free = {
+            use std::os::fd::AsRawFd;
+            std::fs::File::open("/dev/null").unwrap().as_raw_fd() as u64
+        };
+        let first = with_soft_limit(libc::RLIMIT_NOFILE, lowest_free, || tarn::Async::new(a));
+        let err = first.expect_err("registered with no fd for the reactor");
+        assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+
+        // With fds back, the reactor starts and works.
+        let b = tarn::Async::new(b).expect("the reactor starts now");
+        tarn::block_on(async {
+            let (c, d) = UnixStream::pair()?;
+            let d = tarn::Async::new(d)?;
+            (&c).write_all(b"x")?;
+            d.readable().await?;
+            tarn::Timer::after(Duration::from_millis(1)).await;
+            io::Result::Ok(())
+        })
+        .unwrap();
+        drop(b);
+    });
+}
+
+#[test]
+fn a_foreign_await_without_a_fallback_thread_fails_then_recovers() {
+    common::isolated(
+        "a_foreign_await_without_a_fallback_thread_fails_then_recovers",
+        || {
+            let _ = tarn::stats(); // the reactor exists before the limit
+            let (a_peer, a) = UnixStream::pair().unwrap();
+            let a = tarn::Async::new(a).unwrap();
+            // Under a foreign executor, waiting needs the fallback thread.
+            let first = without_new_threads(|| futures::executor::block_on(a.readable()));
+            let err = first.expect_err("waited with no thread to drive the reactor");
+            assert!(err.to_string().contains("tarn-reactor"), "{err}");
+
+            // Threads can start again: the next await works.
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                (&a_peer).write_all(b"x").unwrap();
+                a_peer
+            });
+            futures::executor::block_on(a.readable()).expect("readable once written");
+            drop(writer.join().unwrap());
+        },
+    );
+}
+
+#[test]
+fn connecting_by_name_without_threads_is_an_error_then_works() {
+    common::isolated(
+        "connecting_by_name_without_threads_is_an_error_then_works",
+        || {
+            let listener = tarn::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let first =
+                without_new_threads(|| tarn::block_on(TcpStream::connect(("localhost", port))));
+            let err = first.expect_err("resolved a name with no thread to do it");
+            assert!(err.to_string().contains("blocking-pool thread"), "{err}");
+
+            let conn = tarn::block_on(TcpStream::connect(("localhost", port)))
+                .expect("the lookup runs now");
+            assert_eq!(conn.peer_addr().unwrap().port(), port);
+        },
+    );
+}
