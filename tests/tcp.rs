@@ -742,3 +742,99 @@ fn connect_timeout_covers_name_resolution() {
         .unwrap();
     });
 }
+
+/// 5,000 short tasks, each giving up on a read of one idle shared socket
+/// (a `timeout` around `read`, as a request handler with a deadline does),
+/// each task 16 KiB large. Their wakers must not stay behind, each keeping
+/// its finished task's memory alive until the socket's next event.
+#[test]
+fn cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive() {
+    common::isolated(
+        "cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive",
+        || {
+            run(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                let client = TcpStream::connect(listener.local_addr()?).await?;
+                let (idle, _) = listener.accept().await?;
+                let idle = std::rc::Rc::new(idle);
+                let rss_before = common::rss_kib();
+                for round in 0..50 {
+                    let tasks: Vec<_> = (0..100)
+                        .map(|_| {
+                            let idle = std::rc::Rc::clone(&idle);
+                            tarn::spawn(async move {
+                                let mut buf = [0u8; 16 * 1024];
+                                let mut conn: &TcpStream = &idle;
+                                let read =
+                                    tarn::timeout(Duration::from_micros(100), conn.read(&mut buf));
+                                assert!(read.await.is_err(), "nothing was sent");
+                                buf[0]
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    let waiting = tarn::stats().waiting_readers;
+                    assert!(
+                        waiting <= 8,
+                        "round {round}: {waiting} wakers of finished reads wait on the socket"
+                    );
+                }
+                let grown = common::rss_kib().saturating_sub(rss_before);
+                assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+                drop(client);
+                io::Result::Ok(())
+            })
+            .unwrap();
+        },
+    );
+}
+
+/// Polls `future`, counting its polls in `polls`.
+async fn counting_polls<F: std::future::Future>(
+    polls: std::rc::Rc<std::cell::Cell<usize>>,
+    future: F,
+) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        polls.set(polls.get() + 1);
+        future.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Any number of tasks may wait in `accept` on one listener: each waits in
+/// a place of its own, none is woken while nothing arrives, and each gets a
+/// connection when one comes.
+#[test]
+fn many_tasks_accepting_on_one_listener_wait_quietly() {
+    run(async {
+        let listener = std::rc::Rc::new(TcpListener::bind("127.0.0.1:0").await?);
+        let addr = listener.local_addr()?;
+        let polls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let acceptors: Vec<_> = (0..32)
+            .map(|_| {
+                let listener = std::rc::Rc::clone(&listener);
+                tarn::spawn(counting_polls(std::rc::Rc::clone(&polls), async move {
+                    listener.accept().await.map(|(conn, _)| conn)
+                }))
+            })
+            .collect();
+        tarn::Timer::after(Duration::from_millis(50)).await;
+        assert_eq!(
+            polls.get(),
+            32,
+            "acceptors were woken with nothing to accept"
+        );
+        let mut clients = Vec::new();
+        for _ in 0..32 {
+            clients.push(TcpStream::connect(addr).await?);
+        }
+        for acceptor in acceptors {
+            acceptor.await.unwrap()?;
+        }
+        io::Result::Ok(())
+    })
+    .unwrap();
+}

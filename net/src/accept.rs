@@ -13,7 +13,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use tarn_reactor::Timer;
+use tarn_reactor::{Timer, WaitSlot};
 
 /// A listening socket: [`TcpListener`](crate::TcpListener) or
 /// [`UnixListener`](crate::UnixListener).
@@ -26,8 +26,10 @@ pub(crate) mod sealed {
     use std::io;
     use std::task::{Context, Poll};
 
+    use crate::stream::sealed::Registered;
+
     /// One accept, as a listener type does it.
-    pub trait Accept {
+    pub trait Accept: Registered {
         /// The connection type.
         type Stream;
         /// The peer's address type.
@@ -44,15 +46,16 @@ pub(crate) mod sealed {
 
 /// Waits for the next connection on `listener`.
 pub(crate) async fn accept<L: Listener>(listener: &L) -> io::Result<(L::Stream, L::Addr)> {
-    let mut state = AcceptState::default();
-    std::future::poll_fn(|cx| listener.poll_accept(&mut state, cx)).await
+    // An `Incoming` of one: it leaves the listener's waiters when dropped.
+    let mut accepting = Incoming::new(listener);
+    std::future::poll_fn(|cx| accepting.listener.poll_accept(&mut accepting.state, cx)).await
 }
 
 /// The stream of a listener's `incoming()`: its connections, forever (an
 /// `accept` in a loop, with the same back-off while out of fds).
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
-pub struct Incoming<'a, L> {
+pub struct Incoming<'a, L: Listener> {
     listener: &'a L,
     state: AcceptState,
 }
@@ -63,6 +66,14 @@ impl<'a, L: Listener> Incoming<'a, L> {
             listener,
             state: AcceptState::default(),
         }
+    }
+}
+
+impl<L: Listener> Drop for Incoming<'_, L> {
+    fn drop(&mut self) {
+        // Each accept waits in a place of its own (so that any number of
+        // tasks can accept on one listener); give it back.
+        self.listener.io().leave(&mut self.state.slot);
     }
 }
 
@@ -81,6 +92,14 @@ impl<L: Listener> Stream for Incoming<'_, L> {
 /// `$stream`s from peers addressed by `$addr`.
 macro_rules! listener_socket {
     ($ty: ident, $std: ty, $stream: ty, $addr: ty) => {
+        impl $crate::stream::sealed::Registered for $ty {
+            type Std = $std;
+
+            fn io(&self) -> &tarn_reactor::Async<$std> {
+                &self.io
+            }
+        }
+
         impl $crate::accept::Listener for $ty {}
 
         impl $ty {
@@ -134,9 +153,11 @@ const EXHAUSTED_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duratio
 /// The accept loop's memory: the pause in progress while out of fds.
 ///
 /// Generic over what is accepted, so that any listener can share it: the
-/// caller passes its accept syscall wrapped in `poll_read_with`.
+/// caller passes its accept syscall wrapped in `poll_read_in` with the slot.
 #[derive(Debug)]
 pub struct AcceptState {
+    /// The accept's own place among the listener's waiters.
+    slot: WaitSlot,
     pause: Option<Timer>,
     next_pause: Duration,
 }
@@ -144,6 +165,7 @@ pub struct AcceptState {
 impl Default for AcceptState {
     fn default() -> AcceptState {
         AcceptState {
+            slot: WaitSlot::default(),
             pause: None,
             next_pause: EXHAUSTED_PAUSE.0,
         }
@@ -161,7 +183,7 @@ impl AcceptState {
     pub(crate) fn poll<T, U>(
         &mut self,
         cx: &mut Context<'_>,
-        mut accept: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
+        mut accept: impl FnMut(&mut WaitSlot, &mut Context<'_>) -> Poll<io::Result<T>>,
         mut register: impl FnMut(T) -> io::Result<U>,
     ) -> Poll<io::Result<U>> {
         loop {
@@ -169,7 +191,7 @@ impl AcceptState {
                 ready!(Pin::new(pause).poll(cx));
                 self.pause = None;
             }
-            match ready!(accept(cx)) {
+            match ready!(accept(&mut self.slot, cx)) {
                 Ok(conn) => match register(conn) {
                     Ok(conn) => {
                         self.next_pause = EXHAUSTED_PAUSE.0;

@@ -111,7 +111,7 @@ impl Accept for TcpListener {
         let fd = self.io.as_raw_fd();
         state.poll(
             cx,
-            |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
+            |slot, cx| self.io.poll_read_in(slot, cx, || sys::accept(fd)),
             |(conn, addr)| {
                 if self.nodelay_on_accept {
                     sys::setsockopt(conn.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;

@@ -96,7 +96,7 @@ impl Accept for UnixListener {
         let fd = self.io.as_raw_fd();
         state.poll(
             cx,
-            |cx| self.io.poll_read_with(cx, || sys::accept(fd)),
+            |slot, cx| self.io.poll_read_in(slot, cx, || sys::accept(fd)),
             |(conn, addr)| Ok((UnixStream::from_nonblocking(conn)?, addr.unix()?)),
         )
     }

@@ -124,8 +124,16 @@ impl<T: AsFd> Async<T> {
 
     /// `Ready` once a read would not block; otherwise stores the waker.
     ///
-    /// Every task that calls it while the fd is not readable is woken by the
-    /// next readiness event.
+    /// The wakers stored by the `poll_*` methods (and by `AsyncRead` and
+    /// `AsyncWrite`) share one list per direction, deduplicated, and are all
+    /// woken by the next readiness event. Nothing removes them before that
+    /// (a `poll_*` call has no drop to hook), so the list keeps at most the
+    /// last 8 distinct wakers: a ninth wakes the oldest at once, whose task
+    /// polls again (and stores its waker anew if it still waits). A task
+    /// cancelled on an idle socket thus keeps nothing alive for long. For
+    /// many tasks waiting on one fd at once, use [`readable`](Self::readable),
+    /// [`read_with`](Self::read_with) or [`poll_read_in`](Self::poll_read_in),
+    /// whose waiters have a place of their own.
     pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.source.poll_ready(Reactor::get(), Dir::Read, None, cx)
     }
@@ -182,7 +190,8 @@ impl<T: AsFd> Async<T> {
     /// Tries `op`; on `WouldBlock` registers interest and returns `Pending`.
     ///
     /// The building block of every operation: a socket type wraps its
-    /// syscall in this to get a `poll_*` method.
+    /// syscall in this to get a `poll_*` method. The waker goes to the
+    /// shared list described at [`poll_readable`](Self::poll_readable).
     pub fn poll_read_with<R>(
         &self,
         cx: &mut Context<'_>,
@@ -198,6 +207,40 @@ impl<T: AsFd> Async<T> {
         op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         self.poll_io(Dir::Write, cx, op)
+    }
+
+    /// Like [`poll_read_with`](Self::poll_read_with), with the waker kept in
+    /// `slot` instead of the shared list; call [`leave`](Self::leave) with
+    /// the slot when its owner is dropped before the operation completes.
+    pub fn poll_read_in<R>(
+        &self,
+        slot: &mut WaitSlot,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        slot.dir = Some(Dir::Read);
+        poll_io_in(&self.source, Dir::Read, &mut slot.slot, cx, op)
+    }
+
+    /// The write-side counterpart of [`poll_read_in`](Self::poll_read_in).
+    pub fn poll_write_in<R>(
+        &self,
+        slot: &mut WaitSlot,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        slot.dir = Some(Dir::Write);
+        poll_io_in(&self.source, Dir::Write, &mut slot.slot, cx, op)
+    }
+
+    /// Takes `slot`'s waker out of this fd's waiters, if it is there: for
+    /// the `Drop` of a future that waits through
+    /// [`poll_read_in`](Self::poll_read_in) or
+    /// [`poll_write_in`](Self::poll_write_in).
+    pub fn leave(&self, slot: &mut WaitSlot) {
+        if let Some(dir) = slot.dir {
+            self.source.remove_waiter(dir, &mut slot.slot);
+        }
     }
 
     /// [`poll_read_with`](Self::poll_read_with) for a stream read of up to
@@ -272,7 +315,7 @@ fn poll_io<R>(
 /// The waiting state of a `read_with`/`write_with` future: a waiter slot of
 /// its own, removed when the operation completes or the future is dropped,
 /// so that neither leaves a waker behind (unlike the `poll_*` API, which has
-/// no drop to hook and shares one deduplicated list).
+/// no drop to hook and shares one small list of wakers).
 struct Waiter<'a> {
     source: &'a Source,
     dir: Dir,
@@ -288,34 +331,12 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Like [`poll_io`], with the waker kept in this waiter's slot.
     fn poll_io<R>(
         &mut self,
         cx: &mut Context<'_>,
-        mut op: impl FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        if budget::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        loop {
-            let tick = self.source.tick(self.dir);
-            let res = match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let slot = Some(&mut self.slot);
-                    match self
-                        .source
-                        .poll_blocked(Reactor::get(), self.dir, tick, slot, cx)
-                    {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => Err(e),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                res => res,
-            };
-            self.source.remove_waiter(self.dir, &mut self.slot);
-            return Poll::Ready(res);
-        }
+        poll_io_in(self.source, self.dir, &mut self.slot, cx, op)
     }
 }
 
@@ -323,6 +344,51 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         self.source.remove_waiter(self.dir, &mut self.slot);
     }
+}
+
+/// Like [`poll_io`], with the waker kept in `slot`, which is emptied when
+/// the operation completes.
+fn poll_io_in<R>(
+    source: &Source,
+    dir: Dir,
+    slot: &mut WaiterSlot,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut() -> io::Result<R>,
+) -> Poll<io::Result<R>> {
+    if budget::poll_proceed(cx).is_pending() {
+        return Poll::Pending;
+    }
+    loop {
+        let tick = source.tick(dir);
+        let res = match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match source.poll_blocked(Reactor::get(), dir, tick, Some(slot), cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            res => res,
+        };
+        source.remove_waiter(dir, slot);
+        return Poll::Ready(res);
+    }
+}
+
+/// A place of its own among the waiters of an [`Async`], for a future or
+/// stream that waits in a loop (an accept loop, say) through
+/// [`Async::poll_read_in`] or [`Async::poll_write_in`].
+///
+/// Unlike the wakers of [`poll_read_with`](Async::poll_read_with), which
+/// share one small list and are forgotten only at the next event, a slot is
+/// emptied as soon as its operation completes, or by [`Async::leave`] when
+/// the future that owns it is dropped before: any number of such waiters
+/// can wait on one fd, and each is woken by the next event.
+#[derive(Debug, Default)]
+pub struct WaitSlot {
+    slot: WaiterSlot,
+    /// The direction it waits on, once it has.
+    dir: Option<Dir>,
 }
 
 impl<T: AsFd> AsRawFd for Async<T> {

@@ -40,7 +40,7 @@ mod sys;
 mod timer;
 mod timer_queue;
 
-pub use async_fd::{Async, Readiness};
+pub use async_fd::{Async, Readiness, WaitSlot};
 pub use driver::{drive, DriverGuard, Parker, Unparker};
 pub use reactor::{Reactor, ReactorLock, SourceInfo, Stats};
 pub use timer::{timeout, TimedOut, Timeout, Timer};

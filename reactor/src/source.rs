@@ -87,10 +87,13 @@ struct Waiters {
     extra: Option<Box<Extra>>,
 }
 
+/// The most wakers a direction's shared list keeps (see [`Waiters::store`]).
+pub(crate) const SHARED_WAKERS: usize = 8;
+
 #[derive(Debug, Default)]
 struct Extra {
-    /// More wakers stored by `poll_*` calls, deduplicated with `waker`; all
-    /// are woken by the next event.
+    /// More wakers stored by `poll_*` calls, deduplicated with `waker`,
+    /// oldest first; all are woken by the next event.
     wakers: Vec<Waker>,
     /// Wakers of `Readable`/`Writable` futures, which remove their slot when
     /// dropped. `None` once woken.
@@ -107,34 +110,59 @@ impl Waiters {
 
     /// Stores the waker of `cx`, seen at `tick`: in the future's `slot`, or
     /// (deduplicated) among the shared wakers when there is no slot.
-    fn store(&mut self, tick: u64, slot: Option<&mut WaiterSlot>, cx: &Context<'_>) {
+    ///
+    /// The shared list keeps at most [`SHARED_WAKERS`]: its callers (the
+    /// `poll_*` API, `AsyncRead` and `AsyncWrite`) have no drop to hook, so
+    /// the wakers of operations cancelled on an idle socket (a `timeout`
+    /// around a read) would otherwise pile up, each keeping its whole task
+    /// alive. When the list is full, the oldest waker is returned to be
+    /// woken at once: its task polls again and stores it anew if it still
+    /// waits, or drops it if it has moved on or finished.
+    fn store(
+        &mut self,
+        tick: u64,
+        slot: Option<&mut WaiterSlot>,
+        cx: &Context<'_>,
+    ) -> Option<Waker> {
         let waker = cx.waker();
-        match slot {
-            None => match &self.waker {
-                None => self.waker = Some(waker.clone()),
-                Some(w) if w.will_wake(waker) => {}
-                Some(_) => {
-                    let wakers = &mut self.extra.get_or_insert_with(Box::default).wakers;
-                    if !wakers.iter().any(|w| w.will_wake(waker)) {
-                        wakers.push(waker.clone());
-                    }
+        let Some(slot) = slot else {
+            return self.store_shared(waker);
+        };
+        let waiters = &mut self.extra.get_or_insert_with(Box::default).waiters;
+        match slot.0 {
+            Some((key, _)) => {
+                let entry = &mut waiters[key];
+                match entry {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *entry = Some(waker.clone()),
                 }
-            },
-            Some(slot) => {
-                let waiters = &mut self.extra.get_or_insert_with(Box::default).waiters;
-                match slot.0 {
-                    Some((key, _)) => {
-                        let entry = &mut waiters[key];
-                        match entry {
-                            Some(w) if w.will_wake(waker) => {}
-                            _ => *entry = Some(waker.clone()),
-                        }
-                        slot.0 = Some((key, tick));
-                    }
-                    None => slot.0 = Some((waiters.insert(Some(waker.clone())), tick)),
-                }
+                slot.0 = Some((key, tick));
             }
+            None => slot.0 = Some((waiters.insert(Some(waker.clone())), tick)),
         }
+        None
+    }
+
+    /// Adds `waker` to the shared list unless it is there; returns the
+    /// oldest waker if the list was full (see [`store`](Self::store)).
+    fn store_shared(&mut self, waker: &Waker) -> Option<Waker> {
+        let Some(first) = &self.waker else {
+            self.waker = Some(waker.clone());
+            return None;
+        };
+        if first.will_wake(waker) {
+            return None;
+        }
+        let extra = self.extra.get_or_insert_with(Box::default);
+        if extra.wakers.iter().any(|w| w.will_wake(waker)) {
+            return None;
+        }
+        let mut evicted = None;
+        if 1 + extra.wakers.len() >= SHARED_WAKERS {
+            evicted = self.waker.replace(extra.wakers.remove(0));
+        }
+        extra.wakers.push(waker.clone());
+        evicted
     }
 
     /// Moves every stored waker into `wakers` (an event arrived).
@@ -205,9 +233,13 @@ impl Source {
             return Poll::Ready(Ok(()));
         }
         self.consumed[dir as usize].store(tick, Ordering::Release);
-        state[dir as usize].store(tick, slot, cx);
-        self.arm(reactor, &mut state, dir)?;
+        let evicted = state[dir as usize].store(tick, slot, cx);
+        let armed = self.arm(reactor, &mut state, dir);
         drop(state);
+        if let Some(evicted) = evicted {
+            evicted.wake();
+        }
+        armed?;
         reactor.ensure_driven()?;
         Poll::Pending
     }
