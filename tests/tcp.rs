@@ -838,3 +838,39 @@ fn many_tasks_accepting_on_one_listener_wait_quietly() {
     })
     .unwrap();
 }
+
+/// "abc", one byte of urgent data (`MSG_OOB`), then "def": a read stops
+/// short at the urgent mark, which must not count as the socket running
+/// dry; "def" is read too.
+#[test]
+fn a_read_that_stops_at_the_urgent_mark_does_not_stall_the_stream() {
+    use std::os::fd::AsRawFd;
+
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (mut server, _) = listener.accept().await?;
+        (&client).write_all(b"abc")?;
+        // SAFETY: send reads one byte from a live buffer.
+        let sent =
+            unsafe { libc::send(client.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1, "send(MSG_OOB): {}", io::Error::last_os_error());
+        (&client).write_all(b"def")?;
+        // Let the reactor see those arrivals first: no event is left over
+        // to wake the reads below.
+        tarn::Timer::after(Duration::from_millis(20)).await;
+        let mut got = Vec::new();
+        let mut buf = [0; 64];
+        while got.len() < 6 {
+            let read = tarn::timeout(Duration::from_secs(2), server.read(&mut buf)).await;
+            let n = read.map_err(|_| {
+                io::Error::other(format!("stalled after {:?}", String::from_utf8_lossy(&got)))
+            })??;
+            assert!(n > 0, "end of stream after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdef");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}

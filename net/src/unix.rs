@@ -10,6 +10,7 @@
 //! last socket). Dropping a bound socket does not remove its file.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,9 +25,11 @@ use crate::accept::{sealed::Accept, AcceptState};
 use crate::socket::DEFAULT_BACKLOG;
 use crate::sys;
 
-/// The first and the longest pause of `UnixStream::connect` while the
-/// listener's backlog is full.
-const BACKLOG_PAUSE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(100));
+/// The first and the longest pause while the other side's queue is full
+/// and no readiness event will say when it has room: `UnixStream::connect`
+/// to a listener whose backlog is full, `UnixDatagram::send_to` a receiver
+/// whose queue is full.
+const FULL_PAUSE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(100));
 
 /// A Unix stream socket listening for connections.
 ///
@@ -167,7 +170,7 @@ impl UnixStream {
         let named = |e: io::Error| with_path(e, "connect to", path);
         let addr = sys::UnixAddr::new(path).map_err(named)?;
         let fd = sys::socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
-        let mut pause = BACKLOG_PAUSE.0;
+        let mut pause = FULL_PAUSE.0;
         loop {
             match sys::connect_unix(fd.as_raw_fd(), &addr) {
                 Ok(true) => return UnixStream::from_nonblocking(fd),
@@ -181,7 +184,7 @@ impl UnixStream {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     Timer::after(pause).await;
-                    pause = (pause * 2).min(BACKLOG_PAUSE.1);
+                    pause = (pause * 2).min(FULL_PAUSE.1);
                 }
                 Err(e) => return Err(named(e)),
             }
@@ -284,6 +287,12 @@ impl UnixDatagram {
 
     /// Sends `buf` as one message to the socket at `path`.
     ///
+    /// While the receiver's queue is full it waits: for this socket to
+    /// become writable when its own send buffer is what is full, else (the
+    /// kernel has no readiness event for another socket's queue) on a
+    /// timer, 1 ms doubling up to 100 ms, for as long as it takes; bound it
+    /// with [`tarn_reactor::timeout`] if need be.
+    ///
     /// # Errors
     ///
     /// The error names the path (`NotFound` for no socket there,
@@ -293,10 +302,34 @@ impl UnixDatagram {
         let named = |e: io::Error| with_path(e, "send to", path);
         let addr = sys::UnixAddr::new(path).map_err(named)?;
         let fd = self.io.as_raw_fd();
-        self.io
-            .write_with(|_| sys::send_to_unix(fd, buf, &addr))
-            .await
-            .map_err(named)
+        let mut pause = FULL_PAUSE.0;
+        loop {
+            match sys::send_to_unix(fd, buf, &addr) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                res => return res.map_err(named),
+            }
+            // A failed send frees its buffer, which reports this socket
+            // writable again: waiting for that alone would spin.
+            if self.writable_now().await? {
+                Timer::after(pause).await;
+                pause = (pause * 2).min(FULL_PAUSE.1);
+            } else {
+                pause = FULL_PAUSE.0;
+            }
+        }
+    }
+
+    /// Waits until this socket is writable; `true` if it was at once.
+    async fn writable_now(&self) -> io::Result<bool> {
+        let mut writable = std::pin::pin!(self.io.writable());
+        let mut at_once = None;
+        std::future::poll_fn(|cx| {
+            let res = writable.as_mut().poll(cx);
+            at_once.get_or_insert(res.is_ready());
+            res
+        })
+        .await?;
+        Ok(at_once == Some(true))
     }
 
     /// Receives one message into `buf`; returns its length and sender.

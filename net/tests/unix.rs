@@ -284,6 +284,66 @@ fn datagram_bound_round_trip() {
     });
 }
 
+/// This thread's CPU time so far.
+fn thread_cpu_time() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
+        0
+    );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// `send_to` a receiver whose queue is full waits without spinning (the
+/// kernel offers no readiness for another socket's queue, so it waits on a
+/// timer), and the message goes once the receiver reads.
+#[test]
+fn send_to_a_full_receiver_waits_without_spinning() {
+    run(async {
+        let path = temp_path("dgram-full");
+        let receiver = UnixDatagram::bind(&path)?;
+        let sender = UnixDatagram::unbound()?;
+        // Fill the receiver's queue.
+        let mut queued = 0;
+        loop {
+            match tarn_reactor::timeout(Duration::from_millis(50), sender.send_to(b"fill", &path))
+                .await
+            {
+                Ok(sent) => {
+                    sent?;
+                    queued += 1;
+                }
+                Err(_) => break,
+            }
+            assert!(queued < 100_000, "the receiver's queue never filled");
+        }
+        // One more, while the receiver does not read for 300 ms.
+        let cpu_before = thread_cpu_time();
+        let send =
+            tarn_executor::spawn(
+                async move { sender.send_to(b"last", &path).await.map(|_| sender) },
+            );
+        Timer::after(Duration::from_millis(300)).await;
+        let cpu = thread_cpu_time() - cpu_before;
+        assert!(!send.is_finished(), "sent to a full queue");
+        assert!(
+            cpu < Duration::from_millis(100),
+            "{cpu:?} of CPU while waiting"
+        );
+        let mut buf = [0; 8];
+        for _ in 0..queued {
+            let n = receiver.recv(&mut buf).await?;
+            assert_eq!(&buf[..n], b"fill");
+        }
+        let _sender = send.await.unwrap()?;
+        let n = receiver.recv(&mut buf).await?;
+        assert_eq!(&buf[..n], b"last");
+        Ok(())
+    });
+}
+
 #[test]
 fn bind_and_connect_errors_name_the_path() {
     run(async {

@@ -175,7 +175,10 @@ impl Reactor {
         })?;
         let source = Arc::new(Source::new(fd, key));
         if self.mode == Mode::Edge {
-            let interest = Interest::READABLE | Interest::WRITABLE;
+            // PRIORITY too: urgent data tells reads not to trust a short
+            // read (see `Source::no_drain`). The level backends re-arm
+            // before waiting and see queued data anyway.
+            let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
             self.selector
                 .register(fd, Token(entry.key()), interest, Mode::Edge)?;
         } else {

@@ -30,7 +30,7 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    /// The direction's bit in `Source::closed` and `Source::armed`.
+    /// The direction's bit in `Source::no_drain` and `Source::armed`.
     fn bit(self) -> u8 {
         1 << self as u8
     }
@@ -61,10 +61,13 @@ pub(crate) struct Source {
     /// Per direction, the tick at which an operation last found it empty.
     /// Likewise: lets `known_blocked` skip the lock on the hot path.
     consumed: [AtomicU64; 2],
-    /// Per direction (`Dir::bit`): an event said it is closed or failed
-    /// (read_closed, write_closed, error). Final, so it is never again
-    /// believed drained. Set under the lock, read without it.
-    closed: AtomicU8,
+    /// Per direction (`Dir::bit`): a short read or write there must never
+    /// be taken to mean it is drained. Set for good when an event says the
+    /// direction is closed or failed (read_closed, write_closed, error: end
+    /// of stream needs no new event), and for reads when urgent data arrives
+    /// (`priority`): a TCP read stops short at the urgent mark with data
+    /// still queued behind it. Set under the lock, read without it.
+    no_drain: AtomicU8,
     /// Oneshot backends (poll, select): the directions (`Dir::bit`) the
     /// registration is armed for. Firing disarms all; a waiter re-arms its
     /// direction. Only touched under the lock (atomic only to sit outside
@@ -191,7 +194,7 @@ impl Source {
             key,
             ticks: [AtomicU64::new(1), AtomicU64::new(1)],
             consumed: [AtomicU64::new(0), AtomicU64::new(0)],
-            closed: AtomicU8::new(0),
+            no_drain: AtomicU8::new(0),
             armed: AtomicU8::new(0),
             state: Mutex::default(),
         }
@@ -287,14 +290,15 @@ impl Source {
 
     /// A read that saw `tick` returned less than it asked for: the socket
     /// is drained, and the next read may wait for an event instead of
-    /// trying a syscall that would say `WouldBlock`. No effect if an event arrived since `tick`, or once
-    /// the direction is closed (end of stream needs no new event).
+    /// trying a syscall that would say `WouldBlock`. No effect if an event
+    /// arrived since `tick`, or for a direction in `no_drain` (closed, or a
+    /// read that may have stopped at an urgent mark).
     pub(crate) fn drained(&self, dir: Dir, tick: u64) {
         // Without the lock: if an event lands meanwhile it bumps the tick
-        // (and sets `closed` first), so `consumed` ends up naming a past
+        // (and sets `no_drain` first), so `consumed` ends up naming a past
         // tick and the direction is not believed blocked. At worst a stale
         // store costs one read that says `WouldBlock`.
-        if self.tick(dir) == tick && self.closed.load(Ordering::Acquire) & dir.bit() == 0 {
+        if self.tick(dir) == tick && self.no_drain.load(Ordering::Acquire) & dir.bit() == 0 {
             self.consumed[dir as usize].store(tick, Ordering::Release);
         }
     }
@@ -329,16 +333,16 @@ impl Source {
         let read = event.readable() || event.read_closed() || event.error() || event.priority();
         let write = event.writable() || event.write_closed() || event.error();
         let mut state = self.state();
-        let mut closed = 0;
-        if event.read_closed() || event.error() {
-            closed |= Dir::Read.bit();
+        let mut no_drain = 0;
+        if event.read_closed() || event.error() || event.priority() {
+            no_drain |= Dir::Read.bit();
         }
         if event.write_closed() || event.error() {
-            closed |= Dir::Write.bit();
+            no_drain |= Dir::Write.bit();
         }
-        if closed != 0 {
+        if no_drain != 0 {
             // Before the ticks move: see `drained`.
-            self.closed.fetch_or(closed, Ordering::Release);
+            self.no_drain.fetch_or(no_drain, Ordering::Release);
         }
         for (fired, dir) in [(read, Dir::Read), (write, Dir::Write)] {
             if !fired {
