@@ -20,13 +20,15 @@ pub const RESPONSE: &[u8] =
 /// The response to a malformed head; the connection then closes.
 pub const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-/// The response to a head that does not fit in [`BUF_SIZE`].
+/// The response to a head that does not fit in [`BUF_MAX`].
 pub const TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-/// The per-connection input buffer (HTTP and echo alike); a request head
-/// must fit in it.
+/// The echo servers' buffer, and the HTTP servers' input buffer to start
+/// with.
 pub const BUF_SIZE: usize = 4096;
+/// How large the HTTP input buffer grows while a request head does not fit.
+pub const BUF_MAX: usize = 64 * 1024;
 
 /// The listen backlog tarn's `TcpListener::bind` uses.
 pub const BACKLOG: i32 = 1024;
@@ -37,13 +39,30 @@ pub fn listen_addr(default: &str) -> String {
 }
 
 /// A non-blocking std listener bound like tarn's: `SO_REUSEADDR` (std sets
-/// it on Unix) and a backlog of [`BACKLOG`] (std asks for 128; Linux lets a
-/// second `listen` call change it).
+/// it on Unix), a backlog of [`BACKLOG`] (std asks for 128; Linux lets a
+/// second `listen` call change it), and `TCP_NODELAY`, which the streams it
+/// accepts inherit (tarn's accepted streams have it on by default, through
+/// the same inheritance).
 pub fn std_listener(addr: &str) -> io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr)?;
+    let fd = listener.as_raw_fd();
     // SAFETY: the fd is a valid, bound socket owned by `listener`, which
     // outlives the call.
-    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+    if unsafe { libc::listen(fd, BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let on: libc::c_int = 1;
+    // SAFETY: as above; the value points to a live c_int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
         return Err(io::Error::last_os_error());
     }
     listener.set_nonblocking(true)?;
@@ -93,41 +112,48 @@ fn trim(mut s: &[u8]) -> &[u8] {
 /// The per-connection state between reads: the example's locals, kept in
 /// one place so each peer's loop is only its runtime's read and write.
 pub struct Conn {
-    /// Input; `buf[..filled]` is not yet consumed.
-    pub buf: [u8; BUF_SIZE],
+    /// Input; `buf[..filled]` is not yet consumed. Starts at [`BUF_SIZE`]
+    /// and doubles, up to [`BUF_MAX`], while a head does not fit.
+    buf: Vec<u8>,
     /// How much of `buf` holds input.
-    pub filled: usize,
+    filled: usize,
+    /// `buf[..searched]` holds no head end (so far).
+    searched: usize,
     /// Body bytes of the last request still to skip.
     body_left: usize,
     /// Responses to send after this read, in one write.
     pub out: Vec<u8>,
 }
 
-/// What to do after [`Conn::answer`].
-pub enum Next {
-    /// Read more.
-    Read,
-    /// Close the connection (after writing `out`).
-    Close,
-    /// Write [`TOO_LARGE`] and close.
-    TooLarge,
-}
-
 impl Conn {
     /// A connection with nothing read yet.
     pub fn new() -> Conn {
         Conn {
-            buf: [0; BUF_SIZE],
+            buf: vec![0; BUF_SIZE],
             filled: 0,
+            searched: 0,
             body_left: 0,
             out: Vec::with_capacity(16 * RESPONSE.len()),
         }
     }
 
+    /// Where the next read goes, the buffer grown if it is full; `None`
+    /// when it is full at [`BUF_MAX`] (the caller writes [`TOO_LARGE`]).
+    pub fn spare(&mut self) -> Option<&mut [u8]> {
+        if self.filled == self.buf.len() {
+            if self.buf.len() == BUF_MAX {
+                return None;
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        Some(&mut self.buf[self.filled..])
+    }
+
     /// Answers every complete request head in the buffer after `n` more
-    /// bytes were read into `buf[filled..]`: the responses go to `out` (the
-    /// caller writes them, if any, then clears it). Returns whether the
-    /// connection is to close, and how much of `buf` was consumed.
+    /// bytes were read into [`spare`](Self::spare): the responses go to
+    /// `out` (the caller writes them, if any, then clears it). Returns
+    /// whether the connection is to close, and how much of `buf` was
+    /// consumed.
     pub fn answer(&mut self, n: usize) -> (bool, usize) {
         self.filled += n;
         let filled = self.filled;
@@ -140,11 +166,16 @@ impl Conn {
             if self.body_left > 0 {
                 break;
             }
-            let Some(end) = head_end(&self.buf[start..filled]) else {
+            // Bytes already searched hold no head end: a client that
+            // sends its head a byte at a time costs one pass, not one per read.
+            let from = self.searched.saturating_sub(3).max(start);
+            let Some(end) = head_end(&self.buf[from..filled]).map(|i| from - start + i) else {
+                self.searched = filled;
                 break;
             };
             let head = parse_head(&self.buf[start..start + end]);
             start += end + 4;
+            self.searched = start;
             match head {
                 Some(head) => {
                     self.out.extend_from_slice(RESPONSE);
@@ -165,16 +196,9 @@ impl Conn {
 
     /// After the responses are written: keeps the start of an incomplete
     /// request for the next read, consumed input being `buf[..start]`.
-    pub fn keep_rest(&mut self, close: bool, start: usize) -> Next {
-        if close {
-            return Next::Close;
-        }
+    pub fn keep_rest(&mut self, start: usize) {
         self.buf.copy_within(start..self.filled, 0);
         self.filled -= start;
-        if self.filled == BUF_SIZE {
-            Next::TooLarge
-        } else {
-            Next::Read
-        }
+        self.searched = self.searched.saturating_sub(start);
     }
 }

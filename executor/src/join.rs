@@ -114,6 +114,26 @@ pub(crate) enum Outcome<T> {
 ///
 /// Dropping the handle detaches the task, which keeps running (a server's
 /// `spawn(handle(conn))` needs nothing more). [`abort`](Self::abort) cancels it.
+/// Awaiting it yields `Ok(output)`, or a [`JoinError`] if the task panicked
+/// or was aborted.
+///
+/// ```
+/// use std::time::Duration;
+/// use tarn_executor::{block_on, spawn};
+///
+/// block_on(async {
+///     let answer = spawn(async { 6 * 7 });
+///     assert_eq!(answer.await.unwrap(), 42);
+///
+///     let forever = spawn(tarn_reactor::Timer::after(Duration::from_secs(3600)));
+///     forever.abort();
+///     assert!(forever.await.unwrap_err().is_cancelled());
+///
+///     let failing = spawn(async { panic!("boom") });
+///     let err = failing.await.unwrap_err();
+///     assert_eq!(err.panic_message(), Some("boom"));
+/// });
+/// ```
 #[must_use = "dropping a JoinHandle detaches the task; bind it to `_task` or call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
     task: Handle<T>,

@@ -10,12 +10,15 @@ use smol::net::{TcpListener, TcpStream};
 
 #[path = "../peer.rs"]
 mod peer;
-use peer::{Conn, Next, TOO_LARGE};
+use peer::{Conn, TOO_LARGE};
 
 async fn serve(mut conn: TcpStream) -> io::Result<()> {
     let mut c = Conn::new();
     loop {
-        let n = conn.read(&mut c.buf[c.filled..]).await?;
+        let Some(spare) = c.spare() else {
+            return conn.write_all(TOO_LARGE).await;
+        };
+        let n = conn.read(spare).await?;
         if n == 0 {
             return Ok(());
         }
@@ -24,11 +27,10 @@ async fn serve(mut conn: TcpStream) -> io::Result<()> {
             conn.write_all(&c.out).await?;
             c.out.clear();
         }
-        match c.keep_rest(close, start) {
-            Next::Read => {}
-            Next::Close => return Ok(()),
-            Next::TooLarge => return conn.write_all(TOO_LARGE).await,
+        if close {
+            return Ok(());
         }
+        c.keep_rest(start);
     }
 }
 
@@ -39,8 +41,8 @@ fn main() -> io::Result<()> {
         let listener = TcpListener::try_from(peer::std_listener(&addr)?)?;
         println!("smol_http: listening on {}", listener.local_addr()?);
         loop {
+            // Accepted streams inherit the listener's TCP_NODELAY.
             let (conn, _) = listener.accept().await?;
-            let _ = conn.set_nodelay(true);
             ex.spawn(async move {
                 let _ = serve(conn).await;
             })
