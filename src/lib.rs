@@ -51,7 +51,9 @@ pub use tarn_blocking::{unblock, Unblock};
 pub use tarn_executor::{
     block_on, spawn, yield_now, ExecutorBuilder, JoinError, JoinHandle, LocalExecutor, YieldNow,
 };
-pub use tarn_reactor::{timeout, Async, Readiness, SourceInfo, Stats, TimedOut, Timeout, Timer};
+pub use tarn_reactor::{
+    timeout, Async, Readiness, SourceInfo, Stats, TimedOut, Timeout, Timer, WaitSlot,
+};
 
 /// The reactor's counters and gauges: registered sources, wakers waiting
 /// to read or write, pending timers, and how many selects, events and

@@ -53,7 +53,7 @@ struct Driver {
     wakers: Vec<Waker>,
 }
 
-/// The reactor's counters and gauges, from [`Reactor::stats`].
+/// The reactor's counters and gauges, from `Reactor::stats` (`tarn::stats()`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Registered sources (live [`Async`](crate::Async) handles).
@@ -72,7 +72,7 @@ pub struct Stats {
     pub wakes: u64,
 }
 
-/// One live source, from [`Reactor::sources`].
+/// One live source, from `Reactor::sources` (`tarn::sources()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceInfo {
     /// The registered file descriptor.
