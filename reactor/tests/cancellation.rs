@@ -19,11 +19,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use common::{bounded, open_fds, pair};
+use common::waiting_on;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::task::noop_waker;
 use proptest::prelude::*;
 use tarn_reactor::{drive, timeout, Async, Reactor, Stats, Timer};
+use tarn_test_support::{
+    bounded, fill_send_buffer, native_or_valgrind, open_fds, rerun_on_poll_and_select, unix_pair,
+    Rng,
+};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -40,7 +44,7 @@ fn on_poll_and_select_backends() {
     // Holds the lock so that the children's pipes do not disturb the fd
     // counts of the tests running here meanwhile.
     let _serial = serial();
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 1);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(1));
 }
 
 /// The gauges of `stats()` (not the ever-growing counters).
@@ -73,10 +77,10 @@ fn dropping_pending_operations_by_hand_leaves_nothing_registered() {
         assert_eq!(gauges(), (0, 0, 0, 0), "the reactor starts clean");
         {
             // `a` cannot write (its buffer is full); `b` has nothing to read.
-            let (a, peer_a) = pair();
-            let (b, peer_b) = pair();
+            let (a, peer_a) = unix_pair();
+            let (b, peer_b) = unix_pair();
             let (a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
-            common::fill(a.get_ref());
+            fill_send_buffer(a.get_ref());
             let waker = noop_waker();
             let mut buf = [0u8; 16];
 
@@ -125,10 +129,10 @@ fn dropping_readiness_futures_removes_their_waiters_at_once() {
     bounded("readiness_slots", || {
         let fds = open_fds();
         {
-            let (a, _peer_a) = pair();
-            let (b, _peer_b) = pair();
+            let (a, _peer_a) = unix_pair();
+            let (b, _peer_b) = unix_pair();
             let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
-            common::fill(a.get_ref());
+            fill_send_buffer(a.get_ref());
             let waker = noop_waker();
             let mut readers: Vec<_> = (0..5).map(|_| Box::pin(b.readable())).collect();
             let mut writers: Vec<_> = (0..3).map(|_| Box::pin(a.writable())).collect();
@@ -213,9 +217,9 @@ fn operations_cancelled_by_random_timeouts_leave_nothing_behind() {
     let _serial = serial();
     bounded("random_timeouts", || {
         let fds = open_fds();
-        let mut rng = common::Rng::new(44);
+        let mut rng = Rng::xorshift(44);
         drive(async {
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
             for round in 0..400 {
                 let d = Duration::from_micros(rng.below(400));
@@ -267,7 +271,7 @@ fn dropping_async_with_waiters_on_another_thread_is_clean() {
     bounded("drop_async_threads", || {
         let fds = open_fds();
         for _ in 0..50 {
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let b = Async::new(b).unwrap();
             std::thread::scope(|s| {
                 s.spawn(|| {
@@ -291,7 +295,7 @@ fn dropped_async_closes_its_fd_exactly_once() {
     let _serial = serial();
     bounded("close_once", || {
         let fds = open_fds();
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let a = Async::new(a).unwrap();
         assert_eq!(open_fds(), fds + 2);
         drop(a);
@@ -307,15 +311,6 @@ fn dropped_async_closes_its_fd_exactly_once() {
     });
 }
 
-/// The (readers, writers) the reactor lists for `fd`.
-fn waiting_on(fd: i32) -> (usize, usize) {
-    Reactor::get()
-        .sources()
-        .into_iter()
-        .find(|s| s.fd == fd)
-        .map_or((0, 0), |s| (s.readers, s.writers))
-}
-
 #[test]
 fn completed_read_with_and_write_with_leave_no_waiter_behind() {
     // An operation that waited, then completed because its retry found the
@@ -329,7 +324,7 @@ fn completed_read_with_and_write_with_leave_no_waiter_behind() {
     bounded("completed_read_with", || {
         let fds = open_fds();
         {
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
             let (fa, fb) = (
                 std::os::fd::AsRawFd::as_raw_fd(&a),
@@ -348,7 +343,7 @@ fn completed_read_with_and_write_with_leave_no_waiter_behind() {
             drop(read);
             let read_after = waiting_on(fb);
 
-            let filled = common::fill(a.get_ref());
+            let filled = fill_send_buffer(a.get_ref());
             let mut write = Box::pin(a.write_with(|s| (&mut &*s).write(b"x")));
             let write_first = poll_times(write.as_mut(), 1, &waker);
             let write_listed = waiting_on(fa);
@@ -393,10 +388,10 @@ fn cancelled_read_with_and_write_with_leave_no_waiter_behind() {
     bounded("cancelled_read_with", || {
         let fds = open_fds();
         {
-            let (a, _peer_a) = pair();
-            let (b, peer_b) = pair();
+            let (a, _peer_a) = unix_pair();
+            let (b, peer_b) = unix_pair();
             let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
-            common::fill(a.get_ref());
+            fill_send_buffer(a.get_ref());
             let (fa, fb) = (
                 std::os::fd::AsRawFd::as_raw_fd(&a),
                 std::os::fd::AsRawFd::as_raw_fd(&b),
@@ -490,7 +485,7 @@ impl Rig {
         let mut sockets = Vec::new();
         let mut peers = Vec::new();
         for _ in 0..4 {
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             b.set_nonblocking(true).unwrap();
             sockets.push(Async::new(a).unwrap());
             peers.push(b);
@@ -620,7 +615,7 @@ fn run_schedule(steps: &[Step]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: common::scaled(40, 16),
+        cases: native_or_valgrind(40, 16),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -9,8 +9,6 @@
 //! fallback thread step aside meanwhile); the one that needs it runs in a
 //! child process. Re-run on the poll and select backends.
 
-mod common;
-
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -21,20 +19,23 @@ use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{bounded, pair, tcp_pair};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::task::SpawnExt;
 use tarn_reactor::{timeout, Async, Timer};
+use tarn_test_support::{
+    bounded, isolated_with_patience, native_or_valgrind, rerun_on_poll_and_select, tcp_pair,
+    unix_pair, HANG,
+};
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(2));
 }
 
 /// Echoes `rounds` messages of growing size through a server task and a
 /// client task joined in one future, with a timer between some rounds.
 async fn echo_unix(rounds: usize) -> io::Result<()> {
-    let (a, b) = pair();
+    let (a, b) = unix_pair();
     let (mut client, mut server) = (Async::new(a)?, Async::new(b)?);
     let serve = async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -102,7 +103,7 @@ async fn echo_tcp(rounds: usize) -> io::Result<()> {
 async fn timers_in_order() {
     // Deadlines from one start, so the order does not depend on how fast
     // the timers are created.
-    let ms = |n: u64| Duration::from_millis(n * common::scaled(1, 25));
+    let ms = |n: u64| Duration::from_millis(n * native_or_valgrind(1, 25));
     let start = Instant::now();
     let (a, b, c) = futures::join!(
         Timer::at(start + ms(6)),
@@ -210,7 +211,7 @@ fn tokio_task_awaits_a_tarn_readable_woken_by_a_std_thread() {
             .worker_threads(2)
             .build()
             .unwrap();
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let writer = thread::spawn(move || {
             for i in 0..200u8 {
                 thread::sleep(Duration::from_micros(200));
@@ -286,9 +287,9 @@ fn fallback_thread_takes_over_when_the_last_tarn_block_on_returns() {
     // task on a futures ThreadPool stores its wakers for a tarn timer and
     // tarn I/O; then that block_on returns, and the task is not polled again
     // until woken. Somebody must still drive the reactor.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "fallback_thread_takes_over_when_the_last_tarn_block_on_returns",
-        common::HANG,
+        HANG,
         || {
             let (started_tx, started_rx) = mpsc::channel();
             let (waiting_tx, waiting_rx) = mpsc::channel::<()>();
@@ -303,7 +304,7 @@ fn fallback_thread_takes_over_when_the_last_tarn_block_on_returns() {
             });
             started_rx.recv().unwrap();
 
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let pool = futures::executor::ThreadPool::builder()
                 .pool_size(1)
                 .create()
@@ -361,9 +362,9 @@ fn tarn_io_under_a_foreign_executor_after_a_tarn_block_on_returned() {
     // The common sequence in a program: some setup in tarn's block_on,
     // then serving under tokio. Run in a fresh process so that the fallback
     // thread has not been started by another test.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "tarn_io_under_a_foreign_executor_after_a_tarn_block_on_returned",
-        common::HANG,
+        HANG,
         || {
             tarn_reactor::drive(Timer::after(Duration::from_millis(1)));
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -395,7 +396,7 @@ fn echo_pairs_on_plain_threads_each_with_futures_block_on() {
 fn unix_stream_pair_is_usable_after_into_inner_under_a_foreign_executor() {
     bounded("into_inner_foreign", || {
         futures::executor::block_on(async {
-            let (a, b): (UnixStream, UnixStream) = pair();
+            let (a, b): (UnixStream, UnixStream) = unix_pair();
             let a = Async::new(a).unwrap();
             (&a).write_all(b"abc").await.unwrap();
             let mut a = a.into_inner().unwrap();
@@ -446,12 +447,12 @@ fn count_panics() -> Arc<AtomicUsize> {
 
 #[test]
 fn a_panicking_waker_does_not_stop_the_rest_of_its_batch() {
-    common::isolated_with_patience(
+    isolated_with_patience(
         "a_panicking_waker_does_not_stop_the_rest_of_its_batch",
-        common::HANG,
+        HANG,
         || {
             let panics = count_panics();
-            let (peer, a) = pair();
+            let (peer, a) = unix_pair();
             let a = Async::new(a).unwrap();
             // Drive the reactor here (the fallback thread steps aside), so
             // the event is dispatched by the `react` call below.
@@ -484,12 +485,12 @@ fn a_panicking_waker_does_not_stop_the_rest_of_its_batch() {
 
 #[test]
 fn the_fallback_thread_survives_a_panicking_waker() {
-    common::isolated_with_patience(
+    isolated_with_patience(
         "the_fallback_thread_survives_a_panicking_waker",
         Duration::from_secs(20),
         || {
             let panics = count_panics();
-            let (a_peer, a) = pair();
+            let (a_peer, a) = unix_pair();
             let a = Async::new(a).unwrap();
             // No tarn executor here: the fallback thread drives, and it is
             // the one that calls the panicking waker.
@@ -510,7 +511,7 @@ fn the_fallback_thread_survives_a_panicking_waker() {
             }
 
             // Later foreign reads and timers still complete.
-            let (b_peer, b) = pair();
+            let (b_peer, b) = unix_pair();
             let (done, finished) = mpsc::channel();
             thread::spawn(move || {
                 let res = futures::executor::block_on(async {

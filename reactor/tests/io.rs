@@ -10,7 +10,6 @@
 //! Neither a blocked writer whose peer shut down its write side nor a
 //! blocked reader makes the reactor spin. Re-run on the poll and select
 //! backends.
-mod common;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -18,13 +17,16 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Duration;
 
-use common::{bounded, fnv1a, pair, Rng, FNV_START};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use tarn_reactor::{drive, timeout, Async, Reactor};
+use tarn_test_support::{
+    backend_name, bounded, fill_send_buffer, fnv1a, isolated_with_patience, native_or_valgrind,
+    nofile_limit, pipe, rerun_on_poll_and_select, set_nofile_soft, unix_pair, Rng, FNV_START, HANG,
+};
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(2));
 }
 
 const MIB: usize = 1 << 20;
@@ -40,13 +42,13 @@ async fn send_random(
     len: usize,
     seed: u64,
 ) -> io::Result<u64> {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::xorshift(seed);
     let mut hash = FNV_START;
     let mut sent = 0;
     let mut chunk = vec![0u8; 256 * 1024];
     while sent < len {
         let n = (1 + rng.below(chunk.len() as u64) as usize).min(len - sent);
-        rng.fill_bytes(&mut chunk[..n]);
+        rng.fill(&mut chunk[..n]);
         hash = fnv1a(hash, &chunk[..n]);
         w.write_all(&chunk[..n]).await?;
         sent += n;
@@ -62,7 +64,7 @@ async fn receive_all(
     mut r: impl futures::io::AsyncRead + Unpin,
     seed: u64,
 ) -> io::Result<(usize, u64)> {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::xorshift(seed);
     let mut hash = FNV_START;
     let mut total = 0;
     let mut buf = vec![0u8; 128 * 1024];
@@ -80,7 +82,7 @@ async fn receive_all(
 #[test]
 fn large_transfer_between_two_tasks_through_owned_async() {
     bounded("large_transfer_owned", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         let len = 4 * MIB + 17;
         let (sent, received) =
@@ -94,7 +96,7 @@ fn large_transfer_between_two_tasks_through_owned_async() {
 #[test]
 fn large_transfer_between_two_tasks_through_shared_references() {
     bounded("large_transfer_refs", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         let len = 3 * MIB + 5;
         drive(async {
@@ -122,7 +124,7 @@ fn large_transfer_between_two_tasks_through_shared_references() {
 #[test]
 fn large_transfer_between_two_threads_each_driving() {
     bounded("large_transfer_threads", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let len = 4 * MIB;
         let sender =
             thread::spawn(move || drive(send_random(Async::new(a).unwrap(), len, 5)).unwrap());
@@ -141,13 +143,13 @@ fn large_transfer_through_a_pipe() {
         drive(async {
             // OwnedFd implements neither Read nor Write: use the closures.
             let send = async {
-                let mut rng = Rng::new(9);
+                let mut rng = Rng::xorshift(9);
                 let mut hash = FNV_START;
                 let mut sent = 0;
                 let mut chunk = vec![0u8; 100_000];
                 while sent < len {
                     let n = chunk.len().min(len - sent);
-                    rng.fill_bytes(&mut chunk[..n]);
+                    rng.fill(&mut chunk[..n]);
                     let mut off = 0;
                     while off < n {
                         off += w.write_with(|fd| raw_write(fd, &chunk[off..n])).await?;
@@ -179,15 +181,6 @@ fn large_transfer_through_a_pipe() {
     });
 }
 
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    let res = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(res, 0, "pipe2: {}", io::Error::last_os_error());
-    // SAFETY: pipe2 just returned these fds, owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
 fn raw_read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of its length for the call.
     let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -209,7 +202,7 @@ fn raw_write(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
 #[test]
 fn vectored_writes_and_reads_keep_the_order() {
     bounded("vectored", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         drive(async {
             let parts: [&[u8]; 3] = [b"one,", b"two,", b"three"];
@@ -229,7 +222,7 @@ fn vectored_writes_and_reads_keep_the_order() {
 #[test]
 fn end_of_stream_and_broken_pipe_are_reported() {
     bounded("eof_epipe", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let (a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         drive(async {
             let mut buf = [0u8; 8];
@@ -270,7 +263,7 @@ async fn yield_once() {
 #[test]
 fn read_with_and_write_with_retry_until_the_operation_succeeds() {
     bounded("read_with", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         drive(async {
             // read_with: the closure is called again after each WouldBlock.
@@ -290,7 +283,7 @@ fn read_with_and_write_with_retry_until_the_operation_succeeds() {
             assert!(calls.get() >= 2, "the closure was not retried");
 
             // write_with on a full socket waits for the peer to drain.
-            let filled = common::fill(a.get_ref());
+            let filled = fill_send_buffer(a.get_ref());
             assert!(filled > 0);
             let drain = async {
                 yield_once().await;
@@ -332,7 +325,7 @@ fn read_with_and_write_with_retry_until_the_operation_succeeds() {
 #[test]
 fn into_inner_returns_the_handle_and_the_reactor_forgets_the_fd() {
     bounded("into_inner", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let a = Async::new(a).unwrap();
         let fd = a.as_raw_fd();
         assert!(source_of(fd).is_some());
@@ -363,7 +356,7 @@ fn into_inner_returns_the_handle_and_the_reactor_forgets_the_fd() {
 #[test]
 fn get_ref_and_get_mut_reach_the_handle() {
     bounded("get_ref", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let peer_addr = a.peer_addr().unwrap().as_pathname().map(|p| p.to_owned());
         let mut a = Async::new(a).unwrap();
         let b = Async::new(b).unwrap();
@@ -395,7 +388,7 @@ fn get_ref_and_get_mut_reach_the_handle() {
 #[test]
 fn registering_one_fd_twice_fails_with_already_exists() {
     bounded("already_exists", || {
-        let (a, _b) = pair();
+        let (a, _b) = unix_pair();
         let a = Async::new(a).unwrap();
         let err = Async::new(a.get_ref().as_fd()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
@@ -410,30 +403,16 @@ fn fd_above_fd_setsize_is_refused_by_name_on_the_select_backend_only() {
     bounded("fd_setsize", || {
         // Room for an fd number above 1024 (raise the soft limit if the
         // hard limit allows; skip otherwise).
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let (soft, hard) = nofile_limit();
         let high = 1500;
-        if limit.rlim_max <= high as libc::rlim_t {
-            eprintln!(
-                "skipped: RLIMIT_NOFILE hard limit {} too low",
-                limit.rlim_max
-            );
+        if hard <= high as libc::rlim_t {
+            eprintln!("skipped: RLIMIT_NOFILE hard limit {hard} too low");
             return;
         }
-        if limit.rlim_cur <= high as libc::rlim_t {
-            limit.rlim_cur = limit.rlim_max.min(4096);
-            // SAFETY: `limit` is a valid rlimit; raising the soft limit up
-            // to the hard one is always allowed.
-            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        if soft <= high as libc::rlim_t {
+            set_nofile_soft(hard.min(4096));
         }
-        let (a, _b) = pair();
+        let (a, _b) = unix_pair();
         // Find a free fd number above FD_SETSIZE and move the socket there.
         // SAFETY: F_DUPFD_CLOEXEC returns a new fd >= `high` that we own.
         let fd = unsafe { libc::fcntl(a.as_raw_fd(), libc::F_DUPFD_CLOEXEC, high) };
@@ -441,7 +420,7 @@ fn fd_above_fd_setsize_is_refused_by_name_on_the_select_backend_only() {
         // SAFETY: `fd` was just created by fcntl and is owned by nobody else.
         let high_socket = unsafe { UnixStream::from_raw_fd(fd) };
         let res = Async::new(high_socket);
-        if common::backend_name() == "select" {
+        if backend_name() == "select" {
             let err = res.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
             let msg = err.to_string();
@@ -461,7 +440,7 @@ fn fd_above_fd_setsize_is_refused_by_name_on_the_select_backend_only() {
 #[test]
 fn sources_lists_a_waiting_reader_and_writer() {
     bounded("sources", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
         let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
         let info = source_of(fb).expect("b is listed");
@@ -479,7 +458,7 @@ fn sources_lists_a_waiting_reader_and_writer() {
             };
             futures::join!(reading, check);
 
-            common::fill(a.get_ref());
+            fill_send_buffer(a.get_ref());
             let writing = a.writable();
             let check = async {
                 let info = source_of(fa).unwrap();
@@ -505,10 +484,10 @@ fn sources_lists_a_waiting_reader_and_writer() {
 fn stats_counters_grow_with_selects_events_and_wakes() {
     bounded("stats_grow", || {
         let before = Reactor::get().stats();
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         // Write once block_on surely sleeps in select (later under valgrind).
-        let delay = common::scaled(Duration::from_millis(10), Duration::from_millis(500));
+        let delay = native_or_valgrind(Duration::from_millis(10), Duration::from_millis(500));
         let writer = thread::spawn(move || {
             thread::sleep(delay);
             (&a).write_all(b"s").unwrap();
@@ -529,7 +508,7 @@ fn stats_counters_grow_with_selects_events_and_wakes() {
         );
         assert_eq!(
             Reactor::get().backend().name(),
-            common::backend_name(),
+            backend_name(),
             "TARN_SELECTOR picks the backend"
         );
     });
@@ -540,12 +519,12 @@ fn blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side() {
     // The peer stops sending (shutdown(Write)) but does not read: the
     // writer stays blocked, and while it waits the reactor must sleep, not
     // spin on the "read side closed" condition nobody asked about.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side",
-        common::HANG,
+        HANG,
         || {
-            let (a, b) = pair();
-            common::fill(&a);
+            let (a, b) = unix_pair();
+            fill_send_buffer(&a);
             let a = Async::new(a).unwrap();
             b.shutdown(std::net::Shutdown::Write).unwrap();
             drive(async {
@@ -568,11 +547,11 @@ fn blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side() {
 #[test]
 fn blocked_reader_does_not_spin_when_the_socket_is_writable() {
     // The mirror case: a reader waits, the socket is (always) writable.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "blocked_reader_does_not_spin_when_the_socket_is_writable",
-        common::HANG,
+        HANG,
         || {
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let a = Async::new(a).unwrap();
             drive(async {
                 let before = Reactor::get().stats().selects;

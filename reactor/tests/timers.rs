@@ -10,8 +10,6 @@
 //! ready first win. Re-run on the poll and select backends. (Stats-based
 //! checks that dropped timers are removed live in `cancellation.rs`.)
 
-mod common;
-
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
@@ -19,13 +17,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{bounded, Rng};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tarn_reactor::{drive, timeout, TimedOut, Timer};
+use tarn_test_support::{bounded, isolated, native_or_valgrind, rerun_on_poll_and_select, Rng};
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(2));
 }
 
 /// Durations from zero through sub-millisecond to tens of milliseconds.
@@ -53,7 +51,7 @@ const DURATIONS: &[Duration] = &[
 fn a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack() {
     // In a process of its own, so that no other test's thread is driving
     // the reactor (this one would then wait its turn, not sleep in it).
-    common::isolated(
+    isolated(
         "a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack",
         || {
             let after = std::thread::spawn(|| {
@@ -64,7 +62,8 @@ fn a_thread_that_sleeps_until_a_timer_gets_a_20_us_timer_slack() {
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 50_000 as libc::c_ulong, 0, 0, 0) };
                 // Long enough to still be pending when the thread first
                 // goes to sleep, even under valgrind.
-                let wait = common::scaled(Duration::from_millis(20), Duration::from_millis(500));
+                let wait =
+                    native_or_valgrind(Duration::from_millis(20), Duration::from_millis(500));
                 drive(Timer::after(wait));
                 // SAFETY: PR_GET_TIMERSLACK takes no argument and only reads.
                 unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }
@@ -178,13 +177,13 @@ fn timers_fire_in_deadline_order() {
     bounded("deadline_order", || {
         // Deadlines 1 ms apart, inserted shuffled.
         let mut ranks: Vec<u64> = (0..20).collect();
-        let mut rng = Rng::new(7);
+        let mut rng = Rng::xorshift(7);
         for i in (1..ranks.len()).rev() {
             ranks.swap(i, rng.below(i as u64 + 1) as usize);
         }
         let offsets: Vec<Duration> = ranks.iter().map(|&r| Duration::from_millis(r)).collect();
         // Under valgrind, setting up takes longer.
-        let margin = common::scaled(Duration::from_millis(20), Duration::from_millis(250));
+        let margin = native_or_valgrind(Duration::from_millis(20), Duration::from_millis(250));
         let order = completion_order_with_retries(&offsets, margin);
         let expected: Vec<Duration> = (0..20).map(Duration::from_millis).collect();
         assert_eq!(order, expected);
@@ -195,8 +194,8 @@ fn timers_fire_in_deadline_order() {
 fn hundred_thousand_random_timers_all_fire_in_order_and_none_early() {
     bounded("100k_timers", || {
         // 1,000 under valgrind.
-        let n: usize = common::scaled(100_000, 1_000);
-        let mut rng = Rng::new(100_000);
+        let n: usize = native_or_valgrind(100_000, 1_000);
+        let mut rng = Rng::xorshift(100_000);
         let offsets: Vec<Duration> = (0..n)
             .map(|_| Duration::from_micros(rng.below(200_000)))
             .collect();
@@ -205,7 +204,7 @@ fn hundred_thousand_random_timers_all_fire_in_order_and_none_early() {
         // already due at its first poll (where it completes in poll order).
         // Completion order is then deadline order: the reactor wakes due
         // timers in deadline order and FuturesUnordered polls in wake order.
-        let margin = common::scaled(Duration::from_millis(700), Duration::from_secs(3));
+        let margin = native_or_valgrind(Duration::from_millis(700), Duration::from_secs(3));
         let order = completion_order_with_retries(&offsets, margin);
         assert_in_deadline_order(&order);
     });
@@ -238,7 +237,7 @@ fn set_after_reuses_a_timer_after_it_fired_and_while_it_is_pending() {
             // Still pending at the next line, even if this thread is
             // descheduled for a while on a busy machine or under valgrind
             // (re-targeted below, so the length costs nothing).
-            let pending = common::scaled(Duration::from_millis(50), Duration::from_millis(250));
+            let pending = native_or_valgrind(Duration::from_millis(50), Duration::from_millis(250));
             let mut timer = Timer::after(pending);
             assert!(timeout(Duration::ZERO, &mut timer).await.is_err());
             let start = Instant::now();
@@ -257,7 +256,7 @@ fn timer_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
     bounded("timer_new_waker", || {
         // Still pending at its first poll, even on a busy machine or under
         // valgrind.
-        let pending = common::scaled(Duration::from_millis(50), Duration::from_millis(250));
+        let pending = native_or_valgrind(Duration::from_millis(50), Duration::from_millis(250));
         let mut timer = Timer::after(pending);
         let deadline = timer.deadline().unwrap();
         let waker = futures::task::noop_waker();
@@ -480,7 +479,7 @@ fn timers_on_many_threads_never_fire_early() {
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 std::thread::spawn(move || {
-                    let mut rng = Rng::new(t + 11);
+                    let mut rng = Rng::xorshift(t + 11);
                     drive(async {
                         for _ in 0..100 {
                             let d = Duration::from_micros(rng.below(3_000));
@@ -505,15 +504,15 @@ fn short_timers_from_threads_sharing_the_driver_all_fire() {
     // clock read and its insertion must still fire (no lost wakeup, which
     // the watchdog would turn into a failure), and none fires early.
     // Alone in a child process: the timer gauge is process-wide.
-    common::isolated(
+    isolated(
         "short_timers_from_threads_sharing_the_driver_all_fire",
         || {
             let threads: Vec<_> = (0..3)
                 .map(|t| {
                     std::thread::spawn(move || {
-                        let mut rng = Rng::new(40 + t);
+                        let mut rng = Rng::xorshift(40 + t);
                         drive(async {
-                            for _ in 0..common::scaled(2_000, 200) {
+                            for _ in 0..native_or_valgrind(2_000, 200) {
                                 let d = Duration::from_micros(rng.below(30));
                                 let start = Instant::now();
                                 Timer::after(d).await;

@@ -21,20 +21,24 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{bounded, pair, Rng};
+use common::waiting_on;
 use futures::future::{join_all, select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tarn_reactor::{drive, timeout, Async, Reactor, Timer};
+use tarn_test_support::{
+    bounded, fill_send_buffer, isolated, isolated_with_patience, native_or_valgrind,
+    rerun_on_poll_and_select, unix_pair, Rng, HANG,
+};
 
 /// Round trips of the ping-pong tests (1,000 under valgrind).
 fn rounds() -> u32 {
-    common::scaled(100_000, 1_000)
+    native_or_valgrind(100_000, 1_000)
 }
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(2));
 }
 
 /// A future that wakes itself and returns `Pending` once.
@@ -56,19 +60,10 @@ fn yield_now() -> YieldNow {
     YieldNow(false)
 }
 
-/// The number of readers and writers waiting on `fd`, per the reactor.
-fn waiting_on(fd: i32) -> (usize, usize) {
-    Reactor::get()
-        .sources()
-        .into_iter()
-        .find(|s| s.fd == fd)
-        .map_or((0, 0), |s| (s.readers, s.writers))
-}
-
 #[test]
 fn ping_pong_with_a_thread_through_async_read_never_loses_a_wakeup() {
     bounded("ping_pong_async_read", || {
-        let (mut a, b) = pair();
+        let (mut a, b) = unix_pair();
         let peer = thread::spawn(move || {
             let mut ack = [0u8];
             for i in 0..rounds() {
@@ -95,7 +90,7 @@ fn ping_pong_with_a_thread_through_async_read_never_loses_a_wakeup() {
 #[test]
 fn ping_pong_with_a_thread_through_readable_and_a_raw_read_never_loses_a_wakeup() {
     bounded("ping_pong_readable", || {
-        let (mut a, b) = pair();
+        let (mut a, b) = unix_pair();
         let peer = thread::spawn(move || {
             let mut ack = [0u8];
             for i in 0..rounds() {
@@ -132,7 +127,7 @@ fn ping_pong_with_a_thread_through_readable_and_a_raw_read_never_loses_a_wakeup(
 #[test]
 fn stream_of_single_bytes_from_a_thread_is_read_completely() {
     bounded("stream_of_single_bytes", || {
-        let (mut a, b) = pair();
+        let (mut a, b) = unix_pair();
         let peer = thread::spawn(move || {
             for i in 0..rounds() {
                 a.write_all(&[i as u8]).unwrap();
@@ -168,7 +163,7 @@ fn ping_pong_between_two_driving_threads_never_loses_a_wakeup() {
     // Both threads run tarn's block_on, so they take turns holding the
     // driver lock: a wakeup must reach a thread whichever of them drives.
     bounded("ping_pong_two_drivers", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let rounds = rounds() / 2;
         let other = thread::spawn(move || {
             drive(async {
@@ -200,8 +195,8 @@ fn ping_pong_between_two_driving_threads_never_loses_a_wakeup() {
 #[test]
 fn task_is_woken_by_a_oneshot_sent_from_another_thread() {
     bounded("oneshot_from_thread", || {
-        let mut rng = Rng::new(2);
-        for i in 0..common::scaled(2_000u32, 200) {
+        let mut rng = Rng::xorshift(2);
+        for i in 0..native_or_valgrind(2_000u32, 200) {
             let (tx, rx) = futures::channel::oneshot::channel();
             // Mostly immediate sends (racing with the task going to sleep),
             // sometimes after the block_on is surely asleep in select.
@@ -224,7 +219,7 @@ fn task_is_woken_by_a_oneshot_sent_from_another_thread() {
 #[test]
 fn task_woken_from_another_thread_while_also_waiting_on_io_and_a_timer() {
     bounded("wake_from_thread_with_io", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         let (tx, rx) = futures::channel::oneshot::channel();
         let sender = thread::spawn(move || {
@@ -247,7 +242,7 @@ fn task_woken_from_another_thread_while_also_waiting_on_io_and_a_timer() {
 #[test]
 fn timers_and_io_interleave_without_losing_either() {
     bounded("timers_and_io", || {
-        let (mut a, b) = pair();
+        let (mut a, b) = unix_pair();
         const BYTES: usize = 2_000;
         let writer = thread::spawn(move || {
             for i in 0..BYTES {
@@ -289,7 +284,7 @@ fn timers_and_io_interleave_without_losing_either() {
 #[test]
 fn one_write_wakes_every_readable_waiter() {
     bounded("readable_waiters", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&b);
         drive(async {
@@ -311,7 +306,7 @@ fn one_write_wakes_every_readable_waiter() {
 #[test]
 fn one_write_from_another_thread_wakes_every_readable_waiter_with_its_own_waker() {
     bounded("readable_waiters_own_wakers", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&b);
         let writer = thread::spawn(move || {
@@ -351,8 +346,8 @@ fn one_write_from_another_thread_wakes_every_readable_waiter_with_its_own_waker(
 #[test]
 fn one_drain_wakes_every_writable_waiter() {
     bounded("writable_waiters", || {
-        let (a, b) = pair();
-        common::fill(&a);
+        let (a, b) = unix_pair();
+        fill_send_buffer(&a);
         let a = Async::new(a).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
         let drainer = thread::spawn(move || {
@@ -402,7 +397,7 @@ fn readiness_future_first_polled_elsewhere_wakes_the_task_that_polls_it_last() {
     // awaited by block_on: the stored waker must be replaced, or the task
     // sleeps through the event.
     bounded("readiness_new_waker", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&b);
         let mut readable = Box::pin(b.readable());
@@ -425,7 +420,7 @@ fn two_tasks_reading_one_byte_each_are_both_served() {
     // poll_read_with stores each task's waker; both are woken by the first
     // byte, one gets it, the other waits again for the second.
     bounded("two_readers", || {
-        let (a, b) = pair();
+        let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&b);
         let writer = thread::spawn(move || {
@@ -463,7 +458,7 @@ fn local_executor_stacked_on_block_on_runs_io_and_timers() {
             let mut tasks = Vec::new();
             for i in 0..8u8 {
                 tasks.push(ex.spawn(async move {
-                    let (a, b) = pair();
+                    let (a, b) = unix_pair();
                     let (mut a, mut b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
                     Timer::after(Duration::from_millis(u64::from(i))).await;
                     a.write_all(&[i; 1000]).await.unwrap();
@@ -510,9 +505,9 @@ fn block_on_fires_a_timer_while_another_future_keeps_waking_itself() {
     // A future that is always ready again (a busy task yielding in a loop)
     // must not starve the reactor: the timer, polled only when woken, still
     // fires.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "block_on_fires_a_timer_while_another_future_keeps_waking_itself",
-        common::HANG,
+        HANG,
         || {
             let start = Instant::now();
             drive(beside_a_spinner(async {
@@ -525,11 +520,11 @@ fn block_on_fires_a_timer_while_another_future_keeps_waking_itself() {
 
 #[test]
 fn block_on_delivers_io_while_another_future_keeps_waking_itself() {
-    common::isolated_with_patience(
+    isolated_with_patience(
         "block_on_delivers_io_while_another_future_keeps_waking_itself",
-        common::HANG,
+        HANG,
         || {
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let b = Async::new(b).unwrap();
             let writer = thread::spawn(move || {
                 thread::sleep(Duration::from_millis(20));
@@ -551,9 +546,9 @@ fn stacked_local_executor_with_a_busy_task_still_fires_timers() {
     // smol's model: a LocalExecutor on tarn's block_on. A task that yields
     // in a loop keeps the executor busy; it yields to block_on every so
     // often, which must still let the reactor fire the other task's timer.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "stacked_local_executor_with_a_busy_task_still_fires_timers",
-        common::HANG,
+        HANG,
         || {
             let stop = std::cell::Cell::new(false);
             let ex = async_executor::LocalExecutor::new();
@@ -581,9 +576,9 @@ fn reactor_keeps_working_after_a_panic_while_its_driver_lock_was_held() {
     // A panic while the driver lock is held (an executor's own code, or a
     // waker that panics inside `react`) poisons the lock's mutex; the
     // reactor must still be drivable afterwards.
-    common::isolated_with_patience(
+    isolated_with_patience(
         "reactor_keeps_working_after_a_panic_while_its_driver_lock_was_held",
-        common::HANG,
+        HANG,
         || {
             let panicked = std::panic::catch_unwind(|| {
                 let _driving = Reactor::get().lock();
@@ -593,7 +588,7 @@ fn reactor_keeps_working_after_a_panic_while_its_driver_lock_was_held() {
             let start = Instant::now();
             drive(Timer::after(Duration::from_millis(5)));
             assert!(start.elapsed() >= Duration::from_millis(5));
-            let (a, b) = pair();
+            let (a, b) = unix_pair();
             let b = Async::new(b).unwrap();
             (&a).write_all(b"p").unwrap();
             drive(b.readable()).unwrap();
@@ -609,11 +604,11 @@ fn task_woken_by_its_own_threads_react_does_not_interrupt_the_next_select() {
     // the next select return at once with nothing, once per wakeup. Counted
     // as selects that delivered no event (there are no timers here); a
     // count, not a timing, and generous.
-    common::isolated(
+    isolated(
         "task_woken_by_its_own_threads_react_does_not_interrupt_the_next_select",
         || {
             const TRIPS: u32 = 2_000;
-            let (mut a, b) = pair();
+            let (mut a, b) = unix_pair();
             let peer = thread::spawn(move || {
                 let mut byte = [0u8];
                 for _ in 0..TRIPS {
@@ -655,8 +650,8 @@ fn reader_and_writer_waiting_on_one_fd_are_woken_independently() {
     // the writer.
     bounded("both_directions", || {
         for _ in 0..50 {
-            let (a, b) = pair();
-            common::fill(&a);
+            let (a, b) = unix_pair();
+            fill_send_buffer(&a);
             let a = Async::new(a).unwrap();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
             let peer = thread::spawn(move || {
@@ -704,8 +699,8 @@ fn many_threads_each_driving_their_own_ping_pong() {
                 let barrier = barrier.clone();
                 let done_tx = done_tx.clone();
                 thread::spawn(move || {
-                    let (mut a, b): (UnixStream, UnixStream) = pair();
-                    let trips = common::scaled(5_000u32, 200);
+                    let (mut a, b): (UnixStream, UnixStream) = unix_pair();
+                    let trips = native_or_valgrind(5_000u32, 200);
                     let peer = thread::spawn(move || {
                         let mut byte = [0u8];
                         for _ in 0..trips {
