@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc};
@@ -14,6 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tarn_selector::{Backend, Event, Events, Interest, Mode, Selector, Token};
+use tarn_test_support::{
+    nofile_limit, nonblocking_pipe, nonblocking_unix_pair, raise_nofile_limit, reset_on_close,
+    tcp_pair,
+};
 
 const ZERO: Option<Duration> = Some(Duration::ZERO);
 /// Long enough that a test which should not wait this long fails loudly
@@ -24,29 +27,6 @@ fn selector(backend: Backend) -> Selector {
     let selector = Selector::with_backend(backend).expect("selector");
     assert_eq!(selector.backend(), backend);
     selector
-}
-
-fn pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().expect("socketpair");
-    a.set_nonblocking(true).unwrap();
-    b.set_nonblocking(true).unwrap();
-    (a, b)
-}
-
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    (client, server)
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    let res = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    assert_eq!(res, 0, "pipe2: {}", io::Error::last_os_error());
-    // SAFETY: pipe2 just returned these fds, owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 fn select(selector: &Selector, timeout: Option<Duration>) -> Vec<Event> {
@@ -83,7 +63,7 @@ fn kind<T: std::fmt::Debug>(result: io::Result<T>) -> io::ErrorKind {
 
 fn readable_after_peer_writes(backend: Backend) {
     let selector = selector(backend);
-    let (mut a, b) = pair();
+    let (mut a, b) = nonblocking_unix_pair();
     selector
         .register(b.as_raw_fd(), Token(1), Interest::READABLE, Mode::Level)
         .unwrap();
@@ -97,7 +77,7 @@ fn readable_after_peer_writes(backend: Backend) {
 
 fn writable_at_once(backend: Backend) {
     let selector = selector(backend);
-    let (a, _b) = pair();
+    let (a, _b) = nonblocking_unix_pair();
     selector
         .register(a.as_raw_fd(), Token(2), Interest::WRITABLE, Mode::Level)
         .unwrap();
@@ -107,7 +87,7 @@ fn writable_at_once(backend: Backend) {
 
 fn pipe_ends_report_their_direction(backend: Backend) {
     let selector = selector(backend);
-    let (r, w) = pipe();
+    let (r, w) = nonblocking_pipe();
     let rw = Interest::READABLE | Interest::WRITABLE;
     selector
         .register(r.as_raw_fd(), Token(10), rw, Mode::Level)
@@ -128,7 +108,7 @@ fn pipe_ends_report_their_direction(backend: Backend) {
 
 fn level_reports_while_ready(backend: Backend) {
     let selector = selector(backend);
-    let (mut a, mut b) = pair();
+    let (mut a, mut b) = nonblocking_unix_pair();
     selector
         .register(b.as_raw_fd(), Token(3), Interest::READABLE, Mode::Level)
         .unwrap();
@@ -145,7 +125,7 @@ fn level_reports_while_ready(backend: Backend) {
 
 fn oneshot_reports_once_until_rearmed(backend: Backend) {
     let selector = selector(backend);
-    let (mut a, b) = pair();
+    let (mut a, b) = nonblocking_unix_pair();
     let fd = b.as_raw_fd();
     selector
         .register(fd, Token(4), Interest::READABLE, Mode::Oneshot)
@@ -171,7 +151,7 @@ fn oneshot_reports_once_until_rearmed(backend: Backend) {
 
 fn edge_reports_on_transitions_only(backend: Backend) {
     let selector = selector(backend);
-    let (mut a, mut b) = pair();
+    let (mut a, mut b) = nonblocking_unix_pair();
     let fd = b.as_raw_fd();
     if backend != Backend::Epoll {
         let err = selector
@@ -206,7 +186,7 @@ fn edge_reports_on_transitions_only(backend: Backend) {
 
 fn events_beyond_capacity_wait_for_the_next_select(backend: Backend) {
     let selector = selector(backend);
-    let pairs: Vec<_> = (0..5).map(|_| pair()).collect();
+    let pairs: Vec<_> = (0..5).map(|_| nonblocking_unix_pair()).collect();
     for (i, (a, b)) in pairs.iter().enumerate() {
         (&*a).write_all(b"x").unwrap();
         selector
@@ -227,7 +207,7 @@ fn events_beyond_capacity_wait_for_the_next_select(backend: Backend) {
 
 fn level_events_beyond_capacity_are_served_fairly(backend: Backend) {
     let selector = selector(backend);
-    let pairs: Vec<_> = (0..5).map(|_| pair()).collect();
+    let pairs: Vec<_> = (0..5).map(|_| nonblocking_unix_pair()).collect();
     for (i, (a, b)) in pairs.iter().enumerate() {
         (&*a).write_all(b"x").unwrap();
         selector
@@ -248,7 +228,7 @@ fn level_events_beyond_capacity_are_served_fairly(backend: Backend) {
 
 fn peer_close_reports_read_closed(backend: Backend) {
     let selector = selector(backend);
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     selector
         .register(b.as_raw_fd(), Token(7), Interest::READABLE, Mode::Level)
         .unwrap();
@@ -284,21 +264,7 @@ fn peer_reset_reports_error(backend: Backend) {
     let selector = selector(backend);
     let (client, server) = tcp_pair();
     // SO_LINGER with a zero timeout makes close() send RST.
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the option value points to a live linger of the size given.
-    let res = unsafe {
-        libc::setsockopt(
-            client.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(res, 0);
+    reset_on_close(&client);
     selector
         .register(
             server.as_raw_fd(),
@@ -360,7 +326,7 @@ fn wait_for(selector: &Selector, token: Token, done: impl Fn(&Event) -> bool) ->
 
 fn timeouts_are_never_early(backend: Backend) {
     let selector = selector(backend);
-    let (_a, b) = pair();
+    let (_a, b) = nonblocking_unix_pair();
     selector
         .register(b.as_raw_fd(), Token(1), Interest::READABLE, Mode::Level)
         .unwrap();
@@ -378,7 +344,7 @@ fn timeouts_are_never_early(backend: Backend) {
 
 fn zero_timeout_only_looks(backend: Backend) {
     let selector = selector(backend);
-    let (_a, b) = pair();
+    let (_a, b) = nonblocking_unix_pair();
     selector
         .register(b.as_raw_fd(), Token(1), Interest::READABLE, Mode::Level)
         .unwrap();
@@ -438,7 +404,7 @@ fn notifications_coalesce(backend: Backend) {
 
 fn register_from_another_thread_during_select(backend: Backend) {
     let selector = Arc::new(selector(backend));
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     (&a).write_all(b"ready").unwrap();
     let fd = b.as_raw_fd();
     let other = Arc::clone(&selector);
@@ -461,7 +427,7 @@ fn register_from_another_thread_during_select(backend: Backend) {
 
 fn modify_from_another_thread_rearms_during_select(backend: Backend) {
     let selector = Arc::new(selector(backend));
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     let fd = b.as_raw_fd();
     (&a).write_all(b"ready").unwrap();
     selector
@@ -482,7 +448,7 @@ fn modify_from_another_thread_rearms_during_select(backend: Backend) {
 
 fn deregister_from_another_thread_silences_the_fd(backend: Backend) {
     let selector = Arc::new(selector(backend));
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     let fd = b.as_raw_fd();
     selector
         .register(fd, Token(1), Interest::READABLE, Mode::Level)
@@ -523,7 +489,7 @@ fn close_after_deregister_reaches_the_peer_during_select(backend: Backend) {
         })
     };
     for round in 0..50 {
-        let (a, b) = pair();
+        let (a, b) = nonblocking_unix_pair();
         let fd = a.as_raw_fd();
         if round % 2 == 0 {
             selector
@@ -557,7 +523,7 @@ fn close_after_deregister_reaches_the_peer_during_select(backend: Backend) {
 
 fn double_register_is_already_exists(backend: Backend) {
     let selector = selector(backend);
-    let (a, _b) = pair();
+    let (a, _b) = nonblocking_unix_pair();
     let fd = a.as_raw_fd();
     selector
         .register(fd, Token(1), Interest::READABLE, Mode::Level)
@@ -576,7 +542,7 @@ fn double_register_is_already_exists(backend: Backend) {
 
 fn unknown_fd_is_not_found(backend: Backend) {
     let selector = selector(backend);
-    let (a, _b) = pair();
+    let (a, _b) = nonblocking_unix_pair();
     let fd = a.as_raw_fd();
     assert_eq!(
         kind(selector.modify(fd, Token(1), Interest::READABLE, Mode::Level)),
@@ -596,7 +562,7 @@ fn unknown_fd_is_not_found(backend: Backend) {
 
 fn empty_interest_is_invalid_input(backend: Backend) {
     let selector = selector(backend);
-    let (a, _b) = pair();
+    let (a, _b) = nonblocking_unix_pair();
     let fd = a.as_raw_fd();
     let err = selector
         .register(fd, Token(1), Interest::NONE, Mode::Level)
@@ -615,7 +581,7 @@ fn empty_interest_is_invalid_input(backend: Backend) {
 
 fn reserved_token_is_invalid_input(backend: Backend) {
     let selector = selector(backend);
-    let (a, _b) = pair();
+    let (a, _b) = nonblocking_unix_pair();
     let res = selector.register(
         a.as_raw_fd(),
         Token(usize::MAX),
@@ -627,7 +593,7 @@ fn reserved_token_is_invalid_input(backend: Backend) {
 
 fn closed_then_deregistered_fd_is_cleaned_up(backend: Backend) {
     let selector = selector(backend);
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     let fd = b.as_raw_fd();
     selector
         .register(fd, Token(1), Interest::READABLE, Mode::Level)
@@ -637,7 +603,7 @@ fn closed_then_deregistered_fd_is_cleaned_up(backend: Backend) {
     selector.deregister(fd).unwrap();
     assert!(selector.registrations().is_empty());
     // The fd number is free to be registered again once reused.
-    let (c, _d) = pair();
+    let (c, _d) = nonblocking_unix_pair();
     selector
         .register(c.as_raw_fd(), Token(2), Interest::WRITABLE, Mode::Level)
         .unwrap();
@@ -646,7 +612,7 @@ fn closed_then_deregistered_fd_is_cleaned_up(backend: Backend) {
 
 fn select_backend_rejects_fds_past_fd_setsize(backend: Backend) {
     let selector = selector(backend);
-    let (a, _b) = pair();
+    let (a, _b) = nonblocking_unix_pair();
     let high = dup_at_least(&a, 1100);
     let res = selector.register(high.as_raw_fd(), Token(1), Interest::READABLE, Mode::Level);
     if backend == Backend::Select {
@@ -668,20 +634,8 @@ fn select_backend_rejects_fds_past_fd_setsize(backend: Backend) {
 
 /// A duplicate of `fd` numbered `min` or higher (raising RLIMIT_NOFILE if needed).
 fn dup_at_least(fd: &impl AsRawFd, min: i32) -> OwnedFd {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a live rlimit for getrlimit to fill.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
-    if limit.rlim_cur <= min as libc::rlim_t {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: `limit` is a valid rlimit; raising the soft limit up to
-        // the hard limit is always permitted.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    if nofile_limit().0 <= min as libc::rlim_t {
+        raise_nofile_limit();
     }
     // SAFETY: F_DUPFD_CLOEXEC duplicates an open fd; it takes an int.
     let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
@@ -734,7 +688,7 @@ fn tempfile(tag: &str) -> std::fs::File {
 
 fn registrations_list_what_is_watched(backend: Backend) {
     let selector = selector(backend);
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
     selector
         .register(fb, Token(2), Interest::READABLE, Mode::Oneshot)
@@ -782,7 +736,7 @@ fn registrations_list_what_is_watched(backend: Backend) {
 
 fn reading_and_writing_interest_together(backend: Backend) {
     let selector = selector(backend);
-    let (a, b) = pair();
+    let (a, b) = nonblocking_unix_pair();
     let rw = Interest::READABLE | Interest::WRITABLE;
     selector
         .register(b.as_raw_fd(), Token(1), rw, Mode::Level)

@@ -427,12 +427,10 @@ fn check_backend(backend: Backend) {
     let defaults = Config::default();
     let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
         defaults.cases
-    } else if std::env::var_os("TARN_VALGRIND").is_some_and(|v| v != "0") {
-        // The short mode of .ci/valgrind.sh: under valgrind every case
-        // runs 30 to 50 times slower.
-        16
     } else {
-        CASES
+        // Fewer under .ci/valgrind.sh: there every case runs 30 to 50
+        // times slower.
+        tarn_test_support::native_or_valgrind(CASES, 16)
     };
     let config = Config {
         cases,

@@ -4,7 +4,6 @@
 //! These tests change the environment, signal handlers and the fd table, so
 //! they live in their own binary and take turns.
 
-use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -13,24 +12,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tarn_selector::{Backend, Event, Events, Interest, Mode, Selector, Token, BACKEND_ENV};
+use tarn_test_support::open_fd_numbers;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The process's open fds (less the one `read_dir` used to list them).
-fn open_fds() -> BTreeSet<RawFd> {
-    let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    listed
-        .into_iter()
-        // SAFETY: F_GETFD only reads flags; a closed fd gives -1.
-        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
-        .collect()
 }
 
 #[test]
@@ -67,10 +54,10 @@ fn env_variable_overrides_the_default_backend() {
 fn selector_fds_are_close_on_exec_and_freed_on_drop() {
     let _turn = turn();
     for &backend in Backend::ALL {
-        let before = open_fds();
+        let before = open_fd_numbers();
         let selector = Selector::with_backend(backend).unwrap();
         let notifier = selector.notifier();
-        let created: Vec<RawFd> = open_fds().difference(&before).copied().collect();
+        let created: Vec<RawFd> = open_fd_numbers().difference(&before).copied().collect();
         assert!(!created.is_empty(), "{backend} opened no fd?");
         for fd in &created {
             // SAFETY: F_GETFD only reads flags.
@@ -83,7 +70,7 @@ fn selector_fds_are_close_on_exec_and_freed_on_drop() {
         drop(selector);
         notifier.notify(); // harmless after the selector is gone
         drop(notifier);
-        let leaked: Vec<RawFd> = open_fds().difference(&before).copied().collect();
+        let leaked: Vec<RawFd> = open_fd_numbers().difference(&before).copied().collect();
         assert!(leaked.is_empty(), "{backend} leaked fds {leaked:?}");
     }
 }
