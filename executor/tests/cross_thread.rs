@@ -20,34 +20,20 @@ use std::time::{Duration, Instant};
 use futures::task::AtomicWaker;
 use tarn_executor::{block_on, spawn};
 use tarn_reactor::Reactor;
-
-/// Set in a child that re-runs this binary on another backend, so that its
-/// own `on_poll_and_select_backends` does not recurse.
-const BACKEND_CHILD: &str = "TARN_TEST_BACKEND_CHILD";
+use tarn_test_support::{
+    backend_name, figure, rerun_on_poll_and_select, sized, watchdog, PATIENCE,
+};
 
 /// Threads that send wakes in the soak test.
 const THREADS: u64 = 4;
 /// Tasks (one signal each) that every sending thread keeps busy.
 const SIGNALS_PER_THREAD: u64 = 8;
 
-/// Whether the long mode was asked for (`TARN_SOAK=1`).
-fn soak() -> bool {
-    std::env::var_os("TARN_SOAK").is_some_and(|v| v != "0")
-}
-
-/// How long one test may run before the watchdog calls it hung: far more
-/// than it needs here (the soak's million wakes take a few seconds).
+/// How long one test may run before the watchdog calls it hung (a lost
+/// wake): far more than it needs here (the soak's million wakes take a few
+/// seconds).
 fn patience() -> Duration {
-    if soak() {
-        Duration::from_secs(300)
-    } else {
-        Duration::from_secs(60)
-    }
-}
-
-/// The backend of this process's reactor (from `TARN_SELECTOR`).
-fn backend_name() -> String {
-    std::env::var("TARN_SELECTOR").unwrap_or_else(|_| "epoll".into())
+    sized(PATIENCE, Duration::from_secs(300))
 }
 
 /// Held by every test of this binary while it runs; see [`serial`].
@@ -60,51 +46,13 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Aborts the process, naming `what`, if the guard is still alive after
-/// [`patience`]: a lost wake fails the run instead of hanging it.
-#[must_use = "the watchdog stops watching when the guard is dropped"]
-fn watchdog(what: &str) -> mpsc::Sender<()> {
-    let (done, wait) = mpsc::channel::<()>();
-    let what = what.to_string();
-    let patience = patience();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(patience) {
-            eprintln!(
-                "watchdog: {what} (TARN_SELECTOR={}) still running after {patience:?}: \
-                 a wake was lost; aborting",
-                backend_name()
-            );
-            std::process::abort();
-        }
-    });
-    done
-}
-
 /// Re-runs the other tests of this binary with `TARN_SELECTOR=poll`, then
 /// `=select`, one child process each, failing with a child's output if it
 /// fails. Keeps `TARN_SOAK` as it is.
 #[test]
 fn on_poll_and_select_backends() {
-    if std::env::var_os(BACKEND_CHILD).is_some() {
-        return;
-    }
     let _serial = serial();
-    for backend in ["poll", "select"] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .env("TARN_SELECTOR", backend)
-            .env(BACKEND_CHILD, "1")
-            .args(["--skip", "on_poll_and_select_backends", "--nocapture"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tests failed on {backend} ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    }
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
 
 /// One task's signal from one sending thread: a round counter the sender
@@ -209,8 +157,8 @@ fn send_rounds(signals: &[Arc<Signal>], rounds: u64) -> u64 {
 #[test]
 fn wakes_from_four_threads_are_never_lost() {
     let _serial = serial();
-    let _watchdog = watchdog("wakes_from_four_threads_are_never_lost");
-    let total: u64 = if soak() { 1_000_000 } else { 200_000 };
+    let _watchdog = watchdog("wakes_from_four_threads_are_never_lost", patience());
+    let total: u64 = sized(200_000, 1_000_000);
     let tasks = THREADS * SIGNALS_PER_THREAD;
     let rounds = total / tasks;
     let start = Instant::now();
@@ -259,13 +207,13 @@ fn wakes_from_four_threads_are_never_lost() {
     let woke_a_waiter: u64 = senders.into_iter().map(|s| s.join().unwrap()).sum();
 
     assert_eq!(seen, vec![rounds; tasks as usize], "rounds each task saw");
-    eprintln!(
+    figure(format_args!(
         "cross_thread: {} wakes from {THREADS} threads into {tasks} tasks on {}: {:?} \
          ({woke_a_waiter} found the task waiting)",
         rounds * tasks,
         backend_name(),
         start.elapsed()
-    );
+    ));
 }
 
 /// This thread's kernel thread id, from /proc/thread-self ("pid/task/tid").
@@ -358,16 +306,16 @@ fn rounds_posted_when(rounds: u64, ready_to_post: impl Fn(u32) + Send + 'static)
 #[test]
 fn wakes_interrupt_an_executor_asleep_in_select() {
     let _serial = serial();
-    let _watchdog = watchdog("wakes_interrupt_an_executor_asleep_in_select");
-    let rounds = if soak() { 2_000 } else { 200 };
+    let _watchdog = watchdog("wakes_interrupt_an_executor_asleep_in_select", patience());
+    let rounds = sized(200, 2_000);
     let start = Instant::now();
     let calls = select_syscalls();
     rounds_posted_when(rounds, move |tid| wait_until_asleep_in(tid, &calls));
-    eprintln!(
+    figure(format_args!(
         "cross_thread: {rounds} wakes into an executor asleep in select on {}: {:?}",
         backend_name(),
         start.elapsed()
-    );
+    ));
 }
 
 /// With another thread's executor driving the reactor (asleep in its
@@ -377,8 +325,11 @@ fn wakes_interrupt_an_executor_asleep_in_select() {
 #[test]
 fn wakes_reach_an_executor_parked_while_another_thread_drives() {
     let _serial = serial();
-    let _watchdog = watchdog("wakes_reach_an_executor_parked_while_another_thread_drives");
-    let rounds = if soak() { 2_000 } else { 200 };
+    let _watchdog = watchdog(
+        "wakes_reach_an_executor_parked_while_another_thread_drives",
+        patience(),
+    );
+    let rounds = sized(200, 2_000);
 
     // The driving executor sleeps in select until `stop` is posted.
     let (driver_tx, driver_rx) = mpsc::channel();
@@ -400,11 +351,11 @@ fn wakes_reach_an_executor_parked_while_another_thread_drives() {
         selects,
         "the other executor stayed in the one select throughout; this one never selected"
     );
-    eprintln!(
+    figure(format_args!(
         "cross_thread: {rounds} wakes into an executor parked behind another driver on {}: {:?}",
         backend_name(),
         start.elapsed()
-    );
+    ));
 
     stop.post(1);
     driver.join().unwrap();

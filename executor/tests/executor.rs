@@ -5,6 +5,8 @@
 //! `on_poll_and_select_backends` re-runs this binary with
 //! `TARN_SELECTOR=poll` and `=select`, so every test runs on every backend.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -15,23 +17,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::run;
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
 use tarn_executor::{block_on, spawn, yield_now, LocalExecutor};
-use tarn_reactor::{timeout, Async, Timer};
-
-/// Bounds every test: a hang becomes a failure.
-fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    block_on(async {
-        timeout(Duration::from_secs(60), future)
-            .await
-            .expect("test timed out after 60 s")
-    })
-}
+use tarn_reactor::{Async, Timer};
+use tarn_test_support::rerun_on_poll_and_select;
 
 #[test]
 fn spawned_tasks_return_their_output() {
-    let out = bounded(async {
+    let out = run(async {
         let handles: Vec<_> = (0..100).map(|i| spawn(async move { i * 2 })).collect();
         let mut sum = 0;
         for h in handles {
@@ -44,7 +39,7 @@ fn spawned_tasks_return_their_output() {
 
 #[test]
 fn tasks_run_in_fifo_order() {
-    let order = bounded(async {
+    let order = run(async {
         let log = Rc::new(RefCell::new(Vec::new()));
         let handles: Vec<_> = (0..5)
             .map(|i| {
@@ -67,7 +62,7 @@ fn tasks_run_in_fifo_order() {
 
 #[test]
 fn dropping_the_handle_detaches_the_task() {
-    bounded(async {
+    run(async {
         let done = Rc::new(Cell::new(false));
         let flag = done.clone();
         drop(spawn(async move {
@@ -94,7 +89,7 @@ impl Drop for SetOnDrop {
 
 #[test]
 fn abort_cancels_and_drops_the_future() {
-    bounded(async {
+    run(async {
         let dropped = Rc::new(Cell::new(false));
         let guard = SetOnDrop(dropped.clone());
         let task = spawn(async move {
@@ -120,7 +115,7 @@ fn abort_cancels_and_drops_the_future() {
 
 #[test]
 fn a_task_can_abort_itself() {
-    bounded(async {
+    run(async {
         let slot: Rc<RefCell<Option<tarn_executor::JoinHandle<()>>>> = Rc::default();
         let inner = slot.clone();
         let dropped = Rc::new(Cell::new(false));
@@ -142,7 +137,7 @@ fn a_task_can_abort_itself() {
 
 #[test]
 fn a_panicking_task_does_not_stop_the_others() {
-    bounded(async {
+    run(async {
         let bad = spawn(async {
             yield_now().await;
             panic!("boom in a task");
@@ -189,7 +184,7 @@ fn a_custom_panic_handler_receives_each_panic_once() {
 
 #[test]
 fn an_always_ready_task_cannot_starve_io_or_timers() {
-    bounded(async {
+    run(async {
         let stop = Rc::new(Cell::new(false));
         let spins = Rc::new(Cell::new(0u64));
         let (flag, count) = (stop.clone(), spins.clone());
@@ -231,7 +226,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 #[test]
 fn an_always_ready_task_cannot_starve_wakes_from_other_threads() {
-    bounded(async {
+    run(async {
         let stop = Rc::new(Cell::new(false));
         let flag = stop.clone();
         let spinner = spawn(async move {
@@ -276,7 +271,7 @@ fn spawn_outside_block_on_panics_naming_the_fix() {
 fn wakes_from_other_threads_reach_the_tasks() {
     const THREADS: usize = 4;
     const EACH: usize = 5_000;
-    let received = bounded(async {
+    let received = run(async {
         let (tx, mut rx) = mpsc::unbounded::<usize>();
         let senders: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -309,7 +304,7 @@ fn wakes_from_other_threads_reach_the_tasks() {
 
 #[test]
 fn oneshot_from_another_thread_wakes_a_sleeping_executor() {
-    let got = bounded(async {
+    let got = run(async {
         let (tx, rx) = oneshot::channel();
         thread::spawn(move || {
             thread::sleep(Duration::from_millis(20));
@@ -501,7 +496,7 @@ fn outputs_and_futures_are_dropped_on_the_executor_thread() {
 fn a_finished_task_has_dropped_its_future_when_the_handle_yields() {
     let dropped = Rc::new(Cell::new(false));
     let guard = SetOnDrop(dropped.clone());
-    let seen = bounded(async move {
+    let seen = run(async move {
         let task = spawn(async move {
             let _guard = guard;
             yield_now().await;
@@ -522,7 +517,7 @@ fn executors_on_several_threads_share_the_reactor() {
         .map(|_| {
             let total = total.clone();
             thread::spawn(move || {
-                bounded(async move {
+                run(async move {
                     for _ in 0..20 {
                         Timer::after(Duration::from_millis(1)).await;
                         let (a, b) = UnixStream::pair().unwrap();
@@ -546,20 +541,5 @@ fn executors_on_several_threads_share_the_reactor() {
 
 #[test]
 fn on_poll_and_select_backends() {
-    if std::env::var_os("TARN_SELECTOR").is_some() {
-        return; // already a re-run
-    }
-    for backend in ["poll", "select"] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .env("TARN_SELECTOR", backend)
-            .args(["--skip", "on_poll_and_select_backends", "--quiet"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tests failed on {backend}:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }

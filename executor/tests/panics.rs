@@ -5,6 +5,11 @@
 //! called `abort`, a dropping executor's other futures, and later panic
 //! reports on the thread. A destructor that spawns while the executor goes
 //! away at thread exit does not abort the process.
+//!
+//! `on_poll_and_select_backends` re-runs this binary with
+//! `TARN_SELECTOR=poll` and `=select`.
+
+mod common;
 
 use std::cell::Cell;
 use std::panic::catch_unwind;
@@ -12,7 +17,9 @@ use std::rc::Rc;
 use std::sync::Once;
 use std::time::Duration;
 
+use common::run;
 use tarn_executor::{block_on, spawn, yield_now, LocalExecutor};
+use tarn_test_support::{isolated, rerun_on_poll_and_select};
 
 thread_local! {
     /// Panics the process hook reported on this thread.
@@ -92,18 +99,10 @@ impl<T> Drop for CompletesThenPanicsOnDrop<T> {
     }
 }
 
-fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    block_on(async {
-        tarn_reactor::timeout(Duration::from_secs(30), future)
-            .await
-            .expect("test timed out")
-    })
-}
-
 #[test]
 fn a_completed_task_whose_future_panics_in_drop_yields_that_panic() {
     let before = reported();
-    let (joined, others) = bounded(async {
+    let (joined, others) = run(async {
         // Detached: the panic must not leave block_on.
         spawn(CompletesThenPanicsOnDrop::new((), "detached drop boom")).detach();
         let joined = spawn(CompletesThenPanicsOnDrop::new(7, "joined drop boom"));
@@ -125,7 +124,7 @@ fn a_completed_task_whose_future_panics_in_drop_yields_that_panic() {
 #[test]
 fn abort_of_a_task_that_panics_in_drop_hands_the_panic_to_that_task() {
     let before = reported();
-    let (victim, aborter) = bounded(async {
+    let (victim, aborter) = run(async {
         let victim = spawn(async {
             let _guard = PanicsOnDrop("dropped by abort");
             std::future::pending::<()>().await;
@@ -203,15 +202,12 @@ fn try_tick_inside_a_task_runs_nothing() {
     let ran = Rc::new(Cell::new(false));
     let flag = Rc::clone(&ran);
     other.spawn(async move { flag.set(true) }).detach();
-    let ticked = bounded(async { other.try_tick() });
+    let ticked = run(async { other.try_tick() });
     assert!(!ticked && !ran.get());
     // Outside any task it runs the task.
     assert!(other.try_tick());
     assert!(ran.get());
 }
-
-/// The child's half of `spawning_in_a_destructor_at_thread_exit_does_not_abort`.
-const EXIT_CHILD: &str = "TARN_TEST_EXIT_SPAWN_CHILD";
 
 /// Spawns (and awaits nothing) when dropped.
 struct SpawnsOnDrop;
@@ -223,39 +219,33 @@ impl Drop for SpawnsOnDrop {
     }
 }
 
+/// In a process of its own: if the teardown aborts, this test fails, not
+/// the whole binary.
 #[test]
 fn spawning_in_a_destructor_at_thread_exit_does_not_abort() {
-    if std::env::var_os(EXIT_CHILD).is_some() {
-        // A detached task still pending when block_on returns stays on this
-        // thread's executor, which is dropped when the thread exits; its
-        // guard then spawns. In a thread of its own, which must end cleanly.
-        let thread = std::thread::spawn(|| {
-            block_on(async {
-                spawn(async {
-                    let _guard = SpawnsOnDrop;
-                    std::future::pending::<()>().await;
-                })
-                .detach();
-                yield_now().await;
+    isolated(
+        "spawning_in_a_destructor_at_thread_exit_does_not_abort",
+        || {
+            // A detached task still pending when block_on returns stays on
+            // this thread's executor, which is dropped when the thread
+            // exits; its guard then spawns. In a thread of its own, which
+            // must end cleanly.
+            let thread = std::thread::spawn(|| {
+                block_on(async {
+                    spawn(async {
+                        let _guard = SpawnsOnDrop;
+                        std::future::pending::<()>().await;
+                    })
+                    .detach();
+                    yield_now().await;
+                });
             });
-        });
-        thread.join().expect("the thread ended cleanly");
-        return;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(EXIT_CHILD, "1")
-        .args([
-            "--exact",
-            "spawning_in_a_destructor_at_thread_exit_does_not_abort",
-            "--nocapture",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "the child failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+            thread.join().expect("the thread ended cleanly");
+        },
     );
+}
+
+#[test]
+fn on_poll_and_select_backends() {
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
