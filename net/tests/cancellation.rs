@@ -14,8 +14,6 @@
 //! re-runs the binary with `TARN_SELECTOR=poll` and `=select`; `TARN_SOAK=1`
 //! runs ten times as many schedules (1,000 instead of 100).
 
-mod common;
-
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -23,7 +21,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{mpsc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
@@ -34,6 +32,7 @@ use proptest::prelude::*;
 use tarn_executor::{block_on, spawn};
 use tarn_net::{TcpListener, TcpSocket, TcpStream};
 use tarn_reactor::{timeout, Reactor, Timer};
+use tarn_test_support::{open_fds, rerun_on_poll_and_select, sized, watchdog};
 
 /// Connections between the rig's tarn sockets and their plain peers.
 const CONNS: usize = 3;
@@ -55,37 +54,13 @@ fn serial() -> MutexGuard<'static, ()> {
     guard
 }
 
-/// Whether the long mode was asked for (`TARN_SOAK=1`).
-fn soak() -> bool {
-    std::env::var_os("TARN_SOAK").is_some_and(|v| v != "0")
-}
-
 /// Re-runs the other tests with `TARN_SELECTOR=poll` and `=select`.
 #[test]
 fn on_poll_and_select_backends() {
     // Holds the lock so that the children's pipes do not disturb the fd
     // counts of the tests running here meanwhile.
     let _serial = serial();
-    common::rerun_on_poll_and_select("on_poll_and_select_backends");
-}
-
-/// Aborts the process, naming `what`, if the guard is still alive after
-/// `patience`: a hang outside any future (a blocking peer, say) fails the
-/// run instead of hanging it.
-#[must_use = "the watchdog stops watching when the guard is dropped"]
-fn watchdog(what: &str, patience: Duration) -> mpsc::Sender<()> {
-    let (done, wait) = mpsc::channel::<()>();
-    let what = what.to_string();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(patience) {
-            eprintln!(
-                "watchdog: {what} (TARN_SELECTOR={}) still running after {patience:?}: hung; aborting",
-                common::backend_name()
-            );
-            std::process::abort();
-        }
-    });
-    done
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
 
 /// The gauges of `stats()` (not the ever-growing counters): sources,
@@ -93,13 +68,6 @@ fn watchdog(what: &str, patience: Duration) -> mpsc::Sender<()> {
 fn gauges() -> (usize, usize, usize, usize) {
     let s = Reactor::get().stats();
     (s.sources, s.waiting_readers, s.waiting_writers, s.timers)
-}
-
-/// The number of open fds of this process.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
 }
 
 /// An address whose accept queue is full: Linux drops the SYNs of further
@@ -491,7 +459,7 @@ fn run_schedule(steps: &[Step]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if soak() { 1_000 } else { 100 },
+        cases: sized(100, 1_000),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -3,21 +3,15 @@
 //! These pin that nothing is lost that way: later data, end of stream, and
 //! data racing with the short read all still arrive.
 
+mod common;
+
 use std::io::Write;
 use std::net::Shutdown;
 use std::thread;
-use std::time::Duration;
 
+use common::block_on_bounded;
 use futures::io::AsyncReadExt;
 use tarn_net::{TcpListener, TcpStream};
-
-fn run<F: std::future::Future>(future: F) -> F::Output {
-    tarn_executor::block_on(async {
-        tarn_reactor::timeout(Duration::from_secs(30), future)
-            .await
-            .expect("test timed out")
-    })
-}
 
 /// A tarn stream connected to a std stream driven from a plain thread.
 async fn pair() -> (TcpStream, std::net::TcpStream) {
@@ -30,7 +24,7 @@ async fn pair() -> (TcpStream, std::net::TcpStream) {
 
 #[test]
 fn data_after_a_short_read_is_still_read() {
-    run(async {
+    block_on_bounded(async {
         let (mut server, mut client) = pair().await;
         let mut buf = [0; 64];
         for round in 0..200u32 {
@@ -48,7 +42,7 @@ fn data_after_a_short_read_is_still_read() {
 
 #[test]
 fn end_of_stream_after_a_short_read_is_seen() {
-    run(async {
+    block_on_bounded(async {
         let (mut server, mut client) = pair().await;
         client.write_all(b"last words").unwrap();
         client.shutdown(Shutdown::Write).unwrap();
@@ -72,7 +66,7 @@ fn end_of_stream_after_a_short_read_is_seen() {
 
 #[test]
 fn a_writer_thread_racing_short_reads_loses_nothing() {
-    run(async {
+    block_on_bounded(async {
         let (mut server, mut client) = pair().await;
         const TOTAL: usize = 2_000_000;
         let writer = thread::spawn(move || {

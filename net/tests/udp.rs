@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::run;
 use tarn_net::UdpSocket;
+use tarn_test_support::rerun_on_poll_and_select;
 
 #[test]
 fn send_to_and_recv_from_round_trip() {
@@ -197,5 +198,5 @@ fn sockets_are_close_on_exec() {
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends");
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }

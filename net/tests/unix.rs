@@ -12,11 +12,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{fnv1a, pattern, run, temp_path, FNV_START};
+use common::run;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::StreamExt;
 use tarn_net::{UnixDatagram, UnixListener, UnixStream};
 use tarn_reactor::Timer;
+use tarn_test_support::{
+    cpu_time, fnv1a, isolated, nofile_limit, open_fds, random_bytes, rerun_on_poll_and_select,
+    set_nofile_soft, temp_path, thread_cpu_time, FNV_START,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -38,7 +42,7 @@ fn stream_echo_round_trip_of_one_mebibyte() {
         });
 
         let client = UnixStream::connect(&path).await?;
-        let payload = pattern(MIB, 1);
+        let payload = random_bytes(MIB, 1);
         let (mut reader, mut writer) = client.split();
         let send = async {
             // Uneven chunks, so that writes and reads interleave oddly.
@@ -86,7 +90,7 @@ fn half_close_lets_the_peer_reply() {
 
 #[test]
 fn write_to_a_closed_peer_is_broken_pipe_not_sigpipe() {
-    common::isolated("write_to_a_closed_peer_is_broken_pipe_not_sigpipe", || {
+    isolated("write_to_a_closed_peer_is_broken_pipe_not_sigpipe", || {
         // Rust ignores SIGPIPE by default; restore the C default, under
         // which a write without MSG_NOSIGNAL kills this child process.
         // SAFETY: this child runs this test alone; no other thread cares.
@@ -138,7 +142,7 @@ fn pair_round_trip_with_vectored_writes() {
 fn a_vectored_write_of_2000_slices_writes_what_fits() {
     run(async {
         let (mut a, mut b) = UnixStream::pair()?;
-        let data = pattern(20_000, 2000);
+        let data = random_bytes(20_000, 2000);
         let slices: Vec<IoSlice<'_>> = data.chunks(10).map(IoSlice::new).collect();
         assert_eq!(slices.len(), 2000);
         let reader = tarn_executor::spawn(async move {
@@ -284,18 +288,6 @@ fn datagram_bound_round_trip() {
     });
 }
 
-/// This thread's CPU time so far.
-fn thread_cpu_time() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct it is given.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
-        0
-    );
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 /// `send_to` a receiver whose queue is full waits without spinning (the
 /// kernel offers no readiness for another socket's queue, so it waits on a
 /// timer), and the message goes once the receiver reads.
@@ -408,7 +400,7 @@ fn listener_accepts_a_hundred_concurrent_clients() {
                 let path = path.to_path_buf();
                 tarn_executor::spawn(async move {
                     let mut conn = UnixStream::connect(&path).await?;
-                    let message = pattern(1000 + i, i as u64);
+                    let message = random_bytes(1000 + i, i as u64);
                     conn.write_all(&message).await?;
                     conn.close().await?;
                     let mut back = Vec::new();
@@ -641,21 +633,9 @@ fn std_conversions_keep_the_socket() {
     });
 }
 
-/// Seconds of CPU this process has used.
-fn cpu_time() -> Duration {
-    // SAFETY: rusage is plain data, filled in by the kernel.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 #[test]
 fn accept_backs_off_while_out_of_fds() {
-    common::isolated("accept_backs_off_while_out_of_fds", || {
+    isolated("accept_backs_off_while_out_of_fds", || {
         run(async {
             let path = temp_path("emfile");
             let listener = UnixListener::bind(&path)?;
@@ -667,14 +647,8 @@ fn accept_backs_off_while_out_of_fds() {
 
             // Use up every fd this process may open (a few more than are
             // open now: the limit may be huge).
-            let open = std::fs::read_dir("/proc/self/fd")?.count() as u64;
-            // SAFETY: the rlimit struct lives for both calls.
-            unsafe {
-                let mut limit: libc::rlimit = std::mem::zeroed();
-                assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-                limit.rlim_cur = limit.rlim_cur.min(open + 16);
-                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-            }
+            let open = open_fds() as libc::rlim_t;
+            set_nofile_soft(nofile_limit().0.min(open + 16));
             let mut hoard = Vec::new();
             let exhausted = loop {
                 match std::fs::File::open("/dev/null") {
@@ -725,5 +699,5 @@ fn accept_backs_off_while_out_of_fds() {
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends");
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
