@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 use futures::future::{self, Either};
 use tarn::net::TcpListener;
+use tarn_test_support::{
+    backend_name, cpu_time, eventually, nofile_limit, open_fds, rerun_test_on_poll_and_select,
+    set_nofile_soft, watchdog, PATIENCE,
+};
 
 const TEST: &str = "accept_backs_off_when_out_of_fds_and_recovers";
 
@@ -73,46 +77,23 @@ fn read_echo(client: &mut TcpStream, msg: &[u8]) -> io::Result<bool> {
     }
 }
 
-/// User plus system CPU time of this process, all threads.
-fn cpu_time() -> Duration {
-    // SAFETY: rusage is plain data, valid when zeroed.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct it is given.
-    let res = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(res, 0, "getrusage: {}", io::Error::last_os_error());
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 /// Whether the listener waits on its back-off timer (it has no other
 /// timer): the sign that `accept` failed with `EMFILE`.
 fn backing_off() -> bool {
     eventually(Duration::from_secs(2), || tarn::stats().timers > 0)
 }
 
-/// Waits up to `patience` for `cond`.
-fn eventually(patience: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + patience;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
-
 #[test]
 fn accept_backs_off_when_out_of_fds_and_recovers() {
-    common::rerun_test_on_poll_and_select(TEST);
-    let _watchdog = common::watchdog(TEST, common::PATIENCE);
+    rerun_test_on_poll_and_select(TEST);
+    let _watchdog = watchdog(TEST, PATIENCE);
 
     let (addr, stop, server) = start_server();
     // One fd to give back when the clients' side runs out before the server's.
     let mut spare = Some(std::fs::File::open("/dev/null").unwrap());
-    let (soft, _) = common::nofile_limit();
-    let limit = common::open_fds() as libc::rlim_t + 40;
-    common::set_nofile_soft(limit);
+    let (soft, _) = nofile_limit();
+    let limit = open_fds() as libc::rlim_t + 40;
+    set_nofile_soft(limit);
 
     // Connect until the server cannot accept: each accepted client costs
     // two fds (ours and the server's); the first that gets no echo while
@@ -155,7 +136,7 @@ fn accept_backs_off_when_out_of_fds_and_recovers() {
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     println!(
         "{}: {} clients served before EMFILE; {cpu:?} of CPU in {wall:?} while out of fds",
-        common::backend_name(),
+        backend_name(),
         served.len()
     );
     assert!(
@@ -186,7 +167,7 @@ fn accept_backs_off_when_out_of_fds_and_recovers() {
 
     drop(served);
     drop(pending);
-    common::set_nofile_soft(soft);
+    set_nofile_soft(soft);
     drop(stop);
     server.join().expect("the server thread panicked");
 }

@@ -21,6 +21,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use tarn_test_support::{
+    backend_name, example_path, is_backend_child, random_bytes, rerun_on_poll_and_select,
+};
+
 const HELLO: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 
@@ -29,12 +33,12 @@ const CHILD_PATIENCE: Duration = Duration::from_secs(30);
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(2));
 }
 
 /// The path of example `name`, built if need be.
 fn example(name: &str) -> PathBuf {
-    common::example_path(name)
+    example_path(name)
 }
 
 /// A running example, killed when dropped.
@@ -160,7 +164,7 @@ fn echo_example_echoes_every_client() {
     assert_echoes(&mut a, b"hello\n");
     assert_echoes(&mut b, b"world\n");
     // More than its 4 KiB buffer, read while it is written.
-    let data = common::random_bytes(256 * 1024, 1);
+    let data = random_bytes(256 * 1024, 1);
     let mut reader = a.try_clone().unwrap();
     let expected = data.clone();
     let echoed = std::thread::spawn(move || {
@@ -473,7 +477,7 @@ fn udp_echo_returns_each_datagram_to_its_sender() {
         assert_eq!(&buf[..n], msg);
     }
     // A large datagram comes back whole.
-    let big = common::random_bytes(60_000, 2);
+    let big = random_bytes(60_000, 2);
     a.send_to(&big, addr).unwrap();
     let mut buf = vec![0; 65536];
     let (n, _) = a.recv_from(&mut buf).unwrap();
@@ -485,7 +489,7 @@ fn unix_echo_replaces_a_stale_socket_and_echoes() {
     let path = std::env::temp_dir().join(format!(
         "tarn-unix-echo-{}-{}.sock",
         std::process::id(),
-        common::backend_name()
+        backend_name()
     ));
     let _ = std::fs::remove_file(&path);
     // A socket file left by a server that is gone.
@@ -515,7 +519,7 @@ fn reads_during(pid: u32, work: impl FnOnce()) -> (usize, usize) {
     let out = std::env::temp_dir().join(format!(
         "tarn-strace-{}-{pid}-{}.txt",
         std::process::id(),
-        common::backend_name()
+        backend_name()
     ));
     let mut strace = match Command::new("strace")
         .args(["-f", "-e", "trace=read,readv,recvfrom,recvmsg", "-o"])
@@ -577,7 +581,7 @@ fn echo_examples_read_each_message_without_an_eagain() {
     let path = std::env::temp_dir().join(format!(
         "tarn-unix-echo-reads-{}-{}.sock",
         std::process::id(),
-        common::backend_name()
+        backend_name()
     ));
     let server = Running::start("unix_echo", &[path.to_str().unwrap()]);
     server.listening_on();
@@ -597,7 +601,7 @@ fn unix_echo_refuses_to_remove_a_file_that_is_not_a_socket() {
     let path = std::env::temp_dir().join(format!(
         "tarn-unix-echo-{}-{}.txt",
         std::process::id(),
-        common::backend_name()
+        backend_name()
     ));
     std::fs::write(&path, "precious").unwrap();
     let child = Command::new(example("unix_echo"))
@@ -650,7 +654,7 @@ fn per_core_serves_connections_on_every_listener() {
 /// crate whose only dependency is `tarn`.
 #[test]
 fn chat_example_builds_with_tarn_as_its_only_dependency() {
-    if common::is_backend_child() {
+    if is_backend_child() {
         return; // Nothing here depends on the backend.
     }
     let Some(cargo) = std::env::var_os("CARGO") else {

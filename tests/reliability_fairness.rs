@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tarn::io::AsyncReadExt;
 use tarn::net::TcpListener;
+use tarn_test_support::{backend_name, figure, fnv1a, isolated_on_each_backend, FNV_START};
 
 /// How late a 10 ms timer may fire while another task is reading (a debug
 /// build spends ~1.5 ms per budget of 128 reads here).
@@ -26,8 +27,9 @@ const LATENESS_BOUND: Duration = Duration::from_millis(100);
 /// not by the whole stream; on every backend.
 #[test]
 fn a_task_whose_reads_never_block_does_not_starve_timers() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "a_task_whose_reads_never_block_does_not_starve_timers",
+        common::reliability_patience(),
         starve,
     );
 }
@@ -53,7 +55,7 @@ fn starve() {
         let reader = tarn::spawn(async move {
             let mut buf = vec![0; 1024];
             let mut total = 0u64;
-            let mut hash = common::FNV_START;
+            let mut hash = FNV_START;
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(5) {
                 let n = conn.read(&mut buf).await.unwrap();
@@ -62,7 +64,7 @@ fn starve() {
                 }
                 // Slower than the sender, so the socket never runs dry.
                 for _ in 0..4 {
-                    hash = common::fnv1a(hash, &buf[..n]);
+                    hash = fnv1a(hash, &buf[..n]);
                 }
                 total += n as u64;
             }
@@ -75,9 +77,9 @@ fn starve() {
         (lateness, reader.await.unwrap())
     });
     drop(sender);
-    common::figure(format_args!(
+    figure(format_args!(
         "[{}] a 10 ms timer fired {lateness:?} late while a task read {} MiB",
-        common::backend_name(),
+        backend_name(),
         read >> 20
     ));
     assert!(

@@ -21,20 +21,20 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{figure, fnv1a, Latency, Rng, ServerThread, FNV_START};
+use common::ServerThread;
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
 use tarn::net::TcpListener;
+use tarn_test_support::{
+    backend_name, connect_with_timeouts, figure, fnv1a, isolated_on_each_backend, reset_on_close,
+    sized, Latency, Rng, FNV_START, MAX_IO,
+};
 
 /// How long a std client waits for any one reply before failing.
 const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A std client with [`CLIENT_PATIENCE`] timeouts.
 fn connect(addr: SocketAddr) -> std::net::TcpStream {
-    let conn = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect: {e}"));
-    conn.set_read_timeout(Some(CLIENT_PATIENCE)).unwrap();
-    conn.set_write_timeout(Some(CLIENT_PATIENCE)).unwrap();
-    conn.set_nodelay(true).unwrap();
-    conn
+    connect_with_timeouts(addr, CLIENT_PATIENCE).unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
 /// Streams `len` random bytes (in random sizes, seeded with `seed`) through
@@ -44,8 +44,11 @@ fn connect(addr: SocketAddr) -> std::net::TcpStream {
 fn std_stream_through(conn: std::net::TcpStream, seed: u64, len: usize) {
     let mut writer = conn.try_clone().unwrap();
     let sender = thread::spawn(move || {
-        let (mut sizes, mut data) = (Rng::new(2 * seed), Rng::new(2 * seed + 1));
-        let mut buf = vec![0; common::MAX_IO];
+        let (mut sizes, mut data) = (
+            Rng::xorshift_star(2 * seed),
+            Rng::xorshift_star(2 * seed + 1),
+        );
+        let mut buf = vec![0; MAX_IO];
         let (mut sent, mut hash) = (0, FNV_START);
         while sent < len {
             let n = sizes.io_size().min(len - sent);
@@ -58,8 +61,8 @@ fn std_stream_through(conn: std::net::TcpStream, seed: u64, len: usize) {
         hash
     });
     let mut reader = conn;
-    let mut sizes = Rng::new(seed + 1000);
-    let mut buf = vec![0; common::MAX_IO];
+    let mut sizes = Rng::xorshift_star(seed + 1000);
+    let mut buf = vec![0; MAX_IO];
     let (mut received, mut hash) = (0, FNV_START);
     loop {
         let size = sizes.io_size();
@@ -81,103 +84,107 @@ fn std_stream_through(conn: std::net::TcpStream, seed: u64, len: usize) {
 /// same time are unaffected, and a newcomer is served.
 #[test]
 fn peer_resets_mid_write_fail_only_their_own_tasks() {
-    common::isolated_on_each_backend("peer_resets_mid_write_fail_only_their_own_tasks", || {
-        let victims = common::sized(8, 64);
-        let bystander_bytes = common::sized(8 << 20, 64 << 20);
-        const BYSTANDERS: usize = 4;
-        let start = common::Held::now();
-        let (flood_tx, flood_errors) = mpsc::channel::<io::Error>();
-        // A connection that starts with b'F' gets an endless stream of
-        // 1 MiB writes; any other byte, an echo (that byte included).
-        let server = ServerThread::start(move |listener: TcpListener| async move {
-            loop {
-                let (mut conn, _) = listener.accept().await.expect("accept");
-                let flood_tx = flood_tx.clone();
-                tarn::spawn(async move {
-                    let mut first = [0; 1];
-                    conn.read_exact(&mut first).await?;
-                    if &first == b"F" {
-                        let chunk = vec![0x5a; 1 << 20];
-                        let err = loop {
-                            if let Err(e) = conn.write_all(&chunk).await {
-                                break e;
-                            }
-                        };
-                        let _ = flood_tx.send(err);
-                        return Ok(());
-                    }
-                    conn.write_all(&first).await?;
-                    common::echo(conn).await.map(drop)
-                })
-                .detach();
-            }
-        });
-        let serving = start.with_listener();
-        serving.wait_for("with the server started");
-        let addr = server.addr();
+    isolated_on_each_backend(
+        "peer_resets_mid_write_fail_only_their_own_tasks",
+        common::reliability_patience(),
+        || {
+            let victims = sized(8, 64);
+            let bystander_bytes = sized(8 << 20, 64 << 20);
+            const BYSTANDERS: usize = 4;
+            let start = common::Held::now();
+            let (flood_tx, flood_errors) = mpsc::channel::<io::Error>();
+            // A connection that starts with b'F' gets an endless stream of
+            // 1 MiB writes; any other byte, an echo (that byte included).
+            let server = ServerThread::start(move |listener: TcpListener| async move {
+                loop {
+                    let (mut conn, _) = listener.accept().await.expect("accept");
+                    let flood_tx = flood_tx.clone();
+                    tarn::spawn(async move {
+                        let mut first = [0; 1];
+                        conn.read_exact(&mut first).await?;
+                        if &first == b"F" {
+                            let chunk = vec![0x5a; 1 << 20];
+                            let err = loop {
+                                if let Err(e) = conn.write_all(&chunk).await {
+                                    break e;
+                                }
+                            };
+                            let _ = flood_tx.send(err);
+                            return Ok(());
+                        }
+                        conn.write_all(&first).await?;
+                        common::echo(conn).await.map(drop)
+                    })
+                    .detach();
+                }
+            });
+            let serving = start.with_listener();
+            serving.wait_for("with the server started");
+            let addr = server.addr();
 
-        let started = Instant::now();
-        thread::scope(|scope| {
+            let started = Instant::now();
+            thread::scope(|scope| {
+                for _ in 0..victims {
+                    scope.spawn(move || {
+                        let mut conn = connect(addr);
+                        conn.write_all(b"F").unwrap();
+                        // Read 2 MiB of the flood, then reset under the writer.
+                        let mut buf = vec![0; 2 << 20];
+                        conn.read_exact(&mut buf).unwrap();
+                        reset_on_close(&conn);
+                    });
+                }
+                for seed in 0..BYSTANDERS as u64 {
+                    scope.spawn(move || {
+                        let mut conn = connect(addr);
+                        conn.write_all(b"E").unwrap();
+                        let mut first = [0; 1];
+                        conn.read_exact(&mut first).unwrap();
+                        std_stream_through(conn, seed, bystander_bytes);
+                    });
+                }
+            });
+            let mut kinds = Vec::new();
             for _ in 0..victims {
-                scope.spawn(move || {
-                    let mut conn = connect(addr);
-                    conn.write_all(b"F").unwrap();
-                    // Read 2 MiB of the flood, then reset under the writer.
-                    let mut buf = vec![0; 2 << 20];
-                    conn.read_exact(&mut buf).unwrap();
-                    common::reset_on_close(&conn);
-                });
+                let err = flood_errors
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("a flooding task never saw its peer go");
+                assert!(
+                    matches!(
+                        err.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ),
+                    "a flooding task got {err:?}, not BrokenPipe or ConnectionReset"
+                );
+                kinds.push(err.kind());
             }
-            for seed in 0..BYSTANDERS as u64 {
-                scope.spawn(move || {
-                    let mut conn = connect(addr);
-                    conn.write_all(b"E").unwrap();
-                    let mut first = [0; 1];
-                    conn.read_exact(&mut first).unwrap();
-                    std_stream_through(conn, seed, bystander_bytes);
-                });
-            }
-        });
-        let mut kinds = Vec::new();
-        for _ in 0..victims {
-            let err = flood_errors
-                .recv_timeout(Duration::from_secs(10))
-                .expect("a flooding task never saw its peer go");
-            assert!(
-                matches!(
-                    err.kind(),
-                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                ),
-                "a flooding task got {err:?}, not BrokenPipe or ConnectionReset"
-            );
-            kinds.push(err.kind());
-        }
-        let took = started.elapsed();
+            let took = started.elapsed();
 
-        // The server goes on.
-        let mut newcomer = connect(addr);
-        newcomer.write_all(b"Ehello").unwrap();
-        let mut reply = [0; 6];
-        newcomer.read_exact(&mut reply).unwrap();
-        assert_eq!(&reply, b"Ehello");
-        drop(newcomer);
+            // The server goes on.
+            let mut newcomer = connect(addr);
+            newcomer.write_all(b"Ehello").unwrap();
+            let mut reply = [0; 6];
+            newcomer.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, b"Ehello");
+            drop(newcomer);
 
-        serving.wait_for("after the resets");
-        server.stop();
-        start.wait_for("after the server stopped");
-        let resets = kinds
-            .iter()
-            .filter(|k| **k == io::ErrorKind::ConnectionReset)
-            .count();
-        figure(format_args!(
-            "faults [{}] reset mid-write: {victims} writers failed ({} BrokenPipe, {resets} \
+            serving.wait_for("after the resets");
+            server.stop();
+            start.wait_for("after the server stopped");
+            let resets = kinds
+                .iter()
+                .filter(|k| **k == io::ErrorKind::ConnectionReset)
+                .count();
+            figure(format_args!(
+                "faults [{}] reset mid-write: {victims} writers failed ({} BrokenPipe, {resets} \
              ConnectionReset) while {BYSTANDERS} bystanders echoed {} MiB each intact, in \
              {took:.2?}; fds and reactor sources back to start",
-            common::backend_name(),
-            victims - resets,
-            bystander_bytes >> 20,
-        ));
-    });
+                backend_name(),
+                victims - resets,
+                bystander_bytes >> 20,
+            ));
+        },
+    );
 }
 
 /// Clients that shut their write direction down once they have sent
@@ -185,49 +192,53 @@ fn peer_resets_mid_write_fail_only_their_own_tasks() {
 /// stream and finishes cleanly with every byte echoed.
 #[test]
 fn half_closed_clients_still_read_the_whole_echo() {
-    common::isolated_on_each_backend("half_closed_clients_still_read_the_whole_echo", || {
-        let clients = common::sized(32, 64);
-        let bytes = common::sized(1 << 20, 16 << 20);
-        let start = common::Held::now();
-        let (done_tx, done) = mpsc::channel();
-        let server = ServerThread::start(move |listener: TcpListener| async move {
-            loop {
-                let (conn, _) = listener.accept().await.expect("accept");
-                let done_tx = done_tx.clone();
-                tarn::spawn(async move {
-                    let _ = done_tx.send(common::echo(conn).await);
-                })
-                .detach();
-            }
-        });
-        let serving = start.with_listener();
-        serving.wait_for("with the server started");
-        let addr = server.addr();
+    isolated_on_each_backend(
+        "half_closed_clients_still_read_the_whole_echo",
+        common::reliability_patience(),
+        || {
+            let clients = sized(32, 64);
+            let bytes = sized(1 << 20, 16 << 20);
+            let start = common::Held::now();
+            let (done_tx, done) = mpsc::channel();
+            let server = ServerThread::start(move |listener: TcpListener| async move {
+                loop {
+                    let (conn, _) = listener.accept().await.expect("accept");
+                    let done_tx = done_tx.clone();
+                    tarn::spawn(async move {
+                        let _ = done_tx.send(common::echo(conn).await);
+                    })
+                    .detach();
+                }
+            });
+            let serving = start.with_listener();
+            serving.wait_for("with the server started");
+            let addr = server.addr();
 
-        let started = Instant::now();
-        thread::scope(|scope| {
-            for seed in 0..clients as u64 {
-                scope.spawn(move || std_stream_through(connect(addr), seed, bytes));
+            let started = Instant::now();
+            thread::scope(|scope| {
+                for seed in 0..clients as u64 {
+                    scope.spawn(move || std_stream_through(connect(addr), seed, bytes));
+                }
+            });
+            let took = started.elapsed();
+            for _ in 0..clients {
+                let echoed = done
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("a server task never finished")
+                    .expect("a server task failed");
+                assert_eq!(echoed, bytes as u64, "bytes echoed by a server task");
             }
-        });
-        let took = started.elapsed();
-        for _ in 0..clients {
-            let echoed = done
-                .recv_timeout(Duration::from_secs(10))
-                .expect("a server task never finished")
-                .expect("a server task failed");
-            assert_eq!(echoed, bytes as u64, "bytes echoed by a server task");
-        }
-        serving.wait_for("after the clients");
-        server.stop();
-        start.wait_for("after the server stopped");
-        figure(format_args!(
+            serving.wait_for("after the clients");
+            server.stop();
+            start.wait_for("after the server stopped");
+            figure(format_args!(
             "faults [{}] half-close: {clients} clients sent {} KiB each, shut down writing and \
              read the whole echo back ({took:.2?}); every server task ended cleanly",
-            common::backend_name(),
+            backend_name(),
             bytes >> 10
         ));
-    });
+        },
+    );
 }
 
 /// Signals the storm's handler received.
@@ -315,12 +326,13 @@ impl Drop for SignalStorm {
 /// timer fires early.
 #[test]
 fn a_signal_storm_loses_no_data_and_fires_no_timer_early() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "a_signal_storm_loses_no_data_and_fires_no_timer_early",
+        common::reliability_patience(),
         || {
             const CONNECTIONS: u64 = 8;
-            let bytes = common::sized(4 << 20, 64 << 20);
-            let timer_rounds = common::sized(100, 2000);
+            let bytes = sized(4 << 20, 64 << 20);
+            let timer_rounds = sized(100, 2000);
             install_interrupting_handler();
             let start = common::Held::now();
             let (thread_tx, server_thread) = mpsc::channel();
@@ -372,7 +384,7 @@ fn a_signal_storm_loses_no_data_and_fires_no_timer_early() {
                 "faults [{}] signal storm: {sent} SIGUSR1 sent ({received} handled) in \
                  {took:.2?} while {CONNECTIONS} connections echoed {} MiB each intact; {early} of \
                  {timer_rounds} timers early",
-                common::backend_name(),
+                backend_name(),
                 bytes >> 20
             ));
             assert_eq!(early, 0, "timers fired early under the signal storm");
@@ -390,10 +402,11 @@ fn a_signal_storm_loses_no_data_and_fires_no_timer_early() {
 /// other client, including long-lived ones, is served.
 #[test]
 fn a_task_panicking_every_100th_connection_harms_no_other() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "a_task_panicking_every_100th_connection_harms_no_other",
+        common::reliability_patience(),
         || {
-            let connections = common::sized(1_000, 20_000);
+            let connections = sized(1_000, 20_000);
             const LONG_LIVED: usize = 2;
             let start = common::Held::now();
             let handled = Arc::new(AtomicUsize::new(0));
@@ -510,7 +523,7 @@ fn a_task_panicking_every_100th_connection_harms_no_other() {
                 "faults [{}] panics: {connections} connections in {took:.2?}, {} tasks panicked \
                  (each reported once to on_panic and to its JoinHandle), every other client \
                  and the {LONG_LIVED} long-lived ones served",
-                common::backend_name(),
+                backend_name(),
                 expected.len()
             ));
         },
@@ -522,13 +535,14 @@ fn a_task_panicking_every_100th_connection_harms_no_other() {
 /// other clients wait, but every request is answered, correctly.
 #[test]
 fn a_task_blocking_the_thread_delays_others_but_loses_nothing() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "a_task_blocking_the_thread_delays_others_but_loses_nothing",
+        common::reliability_patience(),
         || {
             const CLIENTS: usize = 8;
             const REQUESTS: usize = 4;
             const BLOCK: Duration = Duration::from_millis(50);
-            let connections = common::sized(400, 10_000);
+            let connections = sized(400, 10_000);
             let start = common::Held::now();
             let blocked = Arc::new(AtomicUsize::new(0));
             let blocks = Arc::clone(&blocked);
@@ -594,7 +608,7 @@ fn a_task_blocking_the_thread_delays_others_but_loses_nothing() {
                 "faults [{}] blocking task: {blocked} tasks blocked the thread {BLOCK:?} each; \
                  {CLIENTS} clients made {} requests on {connections} connections in \
                  {took:.2?}, all answered: {latency}",
-                common::backend_name(),
+                backend_name(),
                 latency.count
             ));
             assert_eq!(blocked, connections.div_ceil(20), "blocking tasks");

@@ -24,7 +24,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{figure, ExampleServer, Latency};
+use tarn_test_support::{
+    backends, connect_with_timeouts, eventually, figure, raise_nofile_limit, reset_on_close, sized,
+    watchdog, ExampleServer, Latency,
+};
 
 /// `http_hello`'s one response.
 const HELLO: &[u8] =
@@ -106,11 +109,7 @@ impl Protocol {
 
 /// A std client with [`CLIENT_PATIENCE`] timeouts and no Nagle delay.
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let conn = TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(CLIENT_PATIENCE))?;
-    conn.set_write_timeout(Some(CLIENT_PATIENCE))?;
-    conn.set_nodelay(true)?;
-    Ok(conn)
+    connect_with_timeouts(addr, CLIENT_PATIENCE)
 }
 
 /// One request and its complete, correct answer.
@@ -287,10 +286,10 @@ fn best_window(addr: SocketAddr, protocol: Protocol, phase: Duration) -> Latency
 #[test]
 fn slowloris_does_not_slow_other_clients() {
     let _alone = alone();
-    let _watchdog = common::watchdog("slowloris", common::reliability_patience());
-    let phase = common::sized(Duration::from_millis(1200), Duration::from_secs(10));
-    for backend in common::backends() {
-        let count = connections_for(&backend, common::sized(200, 1000));
+    let _watchdog = watchdog("slowloris", common::reliability_patience());
+    let phase = sized(Duration::from_millis(1200), Duration::from_secs(10));
+    for backend in backends() {
+        let count = connections_for(&backend, sized(200, 1000));
         for protocol in PROTOCOLS {
             let mut server = ExampleServer::start(protocol.example(), &backend);
             let addr = server.addr();
@@ -329,9 +328,9 @@ fn slowloris_does_not_slow_other_clients() {
 #[test]
 fn connections_reset_at_once_leak_nothing() {
     let _beside = beside_others();
-    let _watchdog = common::watchdog("resets", common::reliability_patience());
-    let resets = common::sized(2_000, 50_000);
-    for backend in common::backends() {
+    let _watchdog = watchdog("resets", common::reliability_patience());
+    let resets = sized(2_000, 50_000);
+    for backend in backends() {
         for protocol in PROTOCOLS {
             let mut server = ExampleServer::start(protocol.example(), &backend);
             let addr = server.addr();
@@ -346,7 +345,7 @@ fn connections_reset_at_once_leak_nothing() {
                     let partial = protocol.request();
                     let _ = (&conn).write_all(&partial[..partial.len() / 2]);
                 }
-                common::reset_on_close(&conn);
+                reset_on_close(&conn);
                 drop(conn);
                 if i % 100 == 99 {
                     ask(&mut good, protocol).unwrap_or_else(|e| {
@@ -356,7 +355,7 @@ fn connections_reset_at_once_leak_nothing() {
             }
             let took = started.elapsed();
             let mut now = 0;
-            let back = common::eventually(Duration::from_secs(5), || {
+            let back = eventually(Duration::from_secs(5), || {
                 now = server.open_fds();
                 now == fds
             });
@@ -410,9 +409,9 @@ fn flood_rss_bound_kib(protocol: Protocol, flooders: usize) -> u64 {
 #[test]
 fn clients_that_never_read_cannot_grow_the_server() {
     let _beside = beside_others();
-    let _watchdog = common::watchdog("never read", common::reliability_patience());
-    let flooders = common::sized(32, 256);
-    for backend in common::backends() {
+    let _watchdog = watchdog("never read", common::reliability_patience());
+    let flooders = sized(32, 256);
+    for backend in backends() {
         for protocol in PROTOCOLS {
             let mut server = ExampleServer::start(protocol.example(), &backend);
             let addr = server.addr();
@@ -483,11 +482,11 @@ fn clients_that_never_read_cannot_grow_the_server() {
 
             // Gone with unread data: each is reset, its server task fails.
             for conn in &conns {
-                common::reset_on_close(conn);
+                reset_on_close(conn);
             }
             drop(conns);
             let mut now = 0;
-            let back = common::eventually(Duration::from_secs(5), || {
+            let back = eventually(Duration::from_secs(5), || {
                 now = server.open_fds();
                 now == fds
             });
@@ -519,12 +518,12 @@ const ACTIVE_P99_BOUND: Duration = Duration::from_millis(500);
 #[test]
 fn idle_connections_do_not_stop_active_clients() {
     let _alone = alone();
-    let _watchdog = common::watchdog("idle", common::reliability_patience());
+    let _watchdog = watchdog("idle", common::reliability_patience());
     const ACTIVE: usize = 64;
-    let requests = common::sized(100, 1000);
-    let limit = common::raise_nofile_limit(); // the servers inherit it
-    for backend in common::backends() {
-        let idle = connections_for(&backend, common::sized(1_000, 10_000));
+    let requests = sized(100, 1000);
+    let limit = raise_nofile_limit(); // the servers inherit it
+    for backend in backends() {
+        let idle = connections_for(&backend, sized(1_000, 10_000));
         let idle = if backend == "select" {
             idle - ACTIVE
         } else {

@@ -14,10 +14,11 @@ use std::io;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{figure, Rng, ServerThread, MAX_IO};
+use common::ServerThread;
 use futures::future::try_join_all;
 use tarn::io::AsyncWriteExt;
 use tarn::net::{TcpListener, TcpStream};
+use tarn_test_support::{backend_name, figure, isolated_on_each_backend, sized, Rng, MAX_IO};
 
 /// Connections streaming at once.
 const CONNECTIONS: usize = 16;
@@ -25,13 +26,13 @@ const CONNECTIONS: usize = 16;
 /// The bytes streamed through each connection: 2 MiB (32 MiB in all), or
 /// 64 MiB (1 GiB in all) under `TARN_SOAK=1`.
 fn bytes_per_connection() -> usize {
-    common::sized(32 << 20, 1 << 30) / CONNECTIONS
+    sized(32 << 20, 1 << 30) / CONNECTIONS
 }
 
 /// Echoes `conn` with reads of random sizes (seeded with `seed`), some of
 /// them vectored, until end of stream; returns the bytes echoed.
 async fn echo_random_reads(mut conn: TcpStream, seed: u64) -> io::Result<u64> {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::xorshift_star(seed);
     let mut buf = vec![0; MAX_IO];
     let mut total = 0;
     loop {
@@ -48,8 +49,9 @@ async fn echo_random_reads(mut conn: TcpStream, seed: u64) -> io::Result<u64> {
 /// every byte comes back, in order, on every backend.
 #[test]
 fn random_sized_streams_come_back_intact_on_every_backend() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "random_sized_streams_come_back_intact_on_every_backend",
+        common::reliability_patience(),
         || {
             let (totals_tx, totals) = mpsc::channel();
             let server = ServerThread::start(move |listener: TcpListener| async move {
@@ -85,7 +87,7 @@ fn random_sized_streams_come_back_intact_on_every_backend() {
             figure(format_args!(
                 "integrity [{}]: {total:.0} MiB echoed over {CONNECTIONS} connections with random \
                  read/write sizes in {took:.2?} ({:.0} MiB/s each way), checksums equal",
-                common::backend_name(),
+                backend_name(),
                 total / took.as_secs_f64()
             ));
         },

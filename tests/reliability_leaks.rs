@@ -16,9 +16,10 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{figure, Held, ServerThread};
+use common::{Held, ServerThread};
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
 use tarn::net::{TcpListener, TcpStream};
+use tarn_test_support::{backend_name, figure, isolated_on_each_backend, rss_kib, sized};
 
 /// Concurrent clients during the cycles.
 const CLIENTS: usize = 4;
@@ -32,7 +33,7 @@ const RSS_BOUND_KIB: u64 = 512;
 
 /// The number of connect/echo/close cycles.
 fn cycles() -> usize {
-    common::sized(5_000, 100_000)
+    sized(5_000, 100_000)
 }
 
 /// The README's handler: echoes until end of stream, dropping a client
@@ -135,13 +136,13 @@ fn check_cycles(what: &str, run: fn(SocketAddr, usize, usize)) {
     let warm_up = total / 10;
     run(server.addr(), 0, warm_up);
     serving.wait_for("after the warm-up");
-    let rss_warm = common::rss_kib();
+    let rss_warm = rss_kib();
 
     let started = Instant::now();
     run(server.addr(), warm_up, total - warm_up);
     let took = started.elapsed();
     serving.wait_for("after the cycles");
-    let rss_end = common::rss_kib();
+    let rss_end = rss_kib();
 
     server.stop();
     start.wait_for("after the server stopped");
@@ -152,7 +153,7 @@ fn check_cycles(what: &str, run: fn(SocketAddr, usize, usize)) {
         "leaks [{}] {what}: {total} connect/echo/close cycles ({:.0}/s); fds {} and reactor \
          sources {} back to start; RSS {rss_warm} KiB after warm-up, {rss_end} KiB at the end \
          (+{growth} KiB, bound {bound} KiB)",
-        common::backend_name(),
+        backend_name(),
         (total - warm_up) as f64 / took.as_secs_f64(),
         start.fds,
         start.sources,
@@ -167,8 +168,9 @@ fn check_cycles(what: &str, run: fn(SocketAddr, usize, usize)) {
 /// std clients: fds, reactor gauges and memory come back after the cycles.
 #[test]
 fn std_client_cycles_leave_no_fds_sources_or_memory_behind() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "std_client_cycles_leave_no_fds_sources_or_memory_behind",
+        common::reliability_patience(),
         || check_cycles("std clients", run_std_cycles),
     );
 }
@@ -177,8 +179,9 @@ fn std_client_cycles_leave_no_fds_sources_or_memory_behind() {
 /// fds, reactor gauges and memory come back after the cycles.
 #[test]
 fn tarn_client_cycles_leave_no_fds_sources_or_memory_behind() {
-    common::isolated_on_each_backend(
+    isolated_on_each_backend(
         "tarn_client_cycles_leave_no_fds_sources_or_memory_behind",
+        common::reliability_patience(),
         || check_cycles("tarn clients", run_tarn_cycles),
     );
 }

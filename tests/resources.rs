@@ -4,7 +4,9 @@
 //!
 //! Each test runs in a process of its own: they lower process-wide limits
 //! (`RLIMIT_NOFILE`, `RLIMIT_AS`) and need the reactor and its threads in
-//! their initial state.
+//! their initial state. `on_poll_and_select_backends` re-runs this binary
+//! with `TARN_SELECTOR=poll` and `=select`; the isolated children inherit
+//! the backend.
 
 mod common;
 
@@ -13,56 +15,16 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use tarn::net::{TcpListener, TcpStream};
+use tarn_test_support::{isolated, rerun_on_poll_and_select, with_soft_limit, without_new_threads};
 
-/// The soft and hard limit of `resource`.
-fn limit(resource: libc::__rlimit_resource_t) -> libc::rlimit {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the limit into the struct it is given.
-    assert_eq!(unsafe { libc::getrlimit(resource, &mut limit) }, 0);
-    limit
-}
-
-fn set_limit(resource: libc::__rlimit_resource_t, limit: libc::rlimit) {
-    // SAFETY: setrlimit reads the struct it is given.
-    let res = unsafe { libc::setrlimit(resource, &limit) };
-    assert_eq!(res, 0, "setrlimit: {}", io::Error::last_os_error());
-}
-
-/// Runs `f` with the soft limit of `resource` at `soft`, then restores it.
-fn with_soft_limit<R>(resource: libc::__rlimit_resource_t, soft: u64, f: impl FnOnce() -> R) -> R {
-    let before = limit(resource);
-    set_limit(
-        resource,
-        libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: before.rlim_max,
-        },
-    );
-    let out = f();
-    set_limit(resource, before);
-    out
-}
-
-/// This process's virtual size in bytes.
-fn virtual_size() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
-/// Runs `f` while no new thread can start: the address space has 1 MiB
-/// of room, less than a thread's stack.
-fn without_new_threads<R>(f: impl FnOnce() -> R) -> R {
-    with_soft_limit(libc::RLIMIT_AS, virtual_size() + (1 << 20), f)
+#[test]
+fn on_poll_and_select_backends() {
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
 
 #[test]
 fn the_reactor_starts_once_fds_are_free_again() {
-    common::isolated("the_reactor_starts_once_fds_are_free_again", || {
+    isolated("the_reactor_starts_once_fds_are_free_again", || {
         let (a, b) = UnixStream::pair().unwrap();
         // No fd left for the reactor's epoll and eventfd: the limit is the
         // lowest free fd number.
@@ -91,7 +53,7 @@ fn the_reactor_starts_once_fds_are_free_again() {
 
 #[test]
 fn a_foreign_await_without_a_fallback_thread_fails_then_recovers() {
-    common::isolated(
+    isolated(
         "a_foreign_await_without_a_fallback_thread_fails_then_recovers",
         || {
             let _ = tarn::stats(); // the reactor exists before the limit
@@ -116,7 +78,7 @@ fn a_foreign_await_without_a_fallback_thread_fails_then_recovers() {
 
 #[test]
 fn connecting_by_name_without_threads_is_an_error_then_works() {
-    common::isolated(
+    isolated(
         "connecting_by_name_without_threads_is_an_error_then_works",
         || {
             let listener = tarn::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();

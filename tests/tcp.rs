@@ -13,16 +13,20 @@ use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use common::{echo_server, fnv1a, random_bytes, run, FNV_START};
+use common::{echo_server, run};
 use futures::channel::oneshot;
 use futures::future::try_join_all;
 use futures::StreamExt;
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
 use tarn::net::{TcpListener, TcpSocket, TcpStream};
+use tarn_test_support::{
+    backend_name, fnv1a, isolated, open_fds, raise_nofile_limit, random_bytes,
+    rerun_on_poll_and_select, reset_on_close, rss_kib, FNV_START,
+};
 
 #[test]
 fn on_poll_and_select_backends() {
-    common::rerun_on_poll_and_select("on_poll_and_select_backends", 2);
+    rerun_on_poll_and_select("on_poll_and_select_backends", Some(2));
 }
 
 /// Sends `size` bytes through an echo server while reading the echo
@@ -85,12 +89,12 @@ fn echo_round_trip_8_mib() {
 fn a_thousand_concurrent_clients_are_all_served() {
     // select() cannot watch fds past FD_SETSIZE (1024); each client costs
     // two fds here (client and server side).
-    let clients = if common::backend_name() == "select" {
+    let clients = if backend_name() == "select" {
         300
     } else {
         1000
     };
-    let limit = common::raise_nofile_limit();
+    let limit = raise_nofile_limit();
     assert!(
         limit > (2 * clients + 200) as libc::rlim_t,
         "RLIMIT_NOFILE hard limit {limit} is too low for {clients} clients"
@@ -177,7 +181,7 @@ fn peer_reset_during_a_large_write_fails_the_writer_not_the_server() {
         // Let the flood get going, then reset the connection under it.
         let mut buf = vec![0; 1024 * 1024];
         (&victim).read_exact(&mut buf).await?;
-        common::reset_on_close(&victim);
+        reset_on_close(&victim);
         drop(victim);
 
         let err = flood_result.await.expect("the flooding task reports");
@@ -204,7 +208,7 @@ fn peer_reset_during_a_large_write_fails_the_writer_not_the_server() {
 
 #[test]
 fn writing_to_a_closed_peer_is_an_error_not_sigpipe() {
-    common::isolated("writing_to_a_closed_peer_is_an_error_not_sigpipe", || {
+    isolated("writing_to_a_closed_peer_is_an_error_not_sigpipe", || {
         // Rust programs ignore SIGPIPE by default; restore the default
         // (terminate) so that only MSG_NOSIGNAL keeps the process alive.
         // SAFETY: SIG_DFL is a valid disposition; this process runs this test alone.
@@ -479,10 +483,10 @@ fn incoming_yields_each_connection() {
 
 #[test]
 fn connections_leave_no_sources_wakers_or_fds_behind() {
-    common::isolated("connections_leave_no_sources_wakers_or_fds_behind", || {
+    isolated("connections_leave_no_sources_wakers_or_fds_behind", || {
         // stats() first: it starts the reactor, whose fds stay open.
         let sources = tarn::stats().sources;
-        let fds = common::open_fds();
+        let fds = open_fds();
         run(async {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
@@ -520,7 +524,7 @@ fn connections_leave_no_sources_wakers_or_fds_behind() {
             (0, 0, 0),
             "wakers or timers left behind: {stats:?}"
         );
-        assert_eq!(common::open_fds(), fds, "fds left open");
+        assert_eq!(open_fds(), fds, "fds left open");
     });
 }
 
@@ -556,15 +560,15 @@ fn a_connection_that_cannot_be_registered_does_not_end_the_accept_loop() {
     // On select, an accepted fd past FD_SETSIZE (1024) cannot be watched:
     // that connection is closed and `accept` goes on to the next one. On
     // epoll and poll the same connection is simply served.
-    common::isolated(
+    isolated(
         "a_connection_that_cannot_be_registered_does_not_end_the_accept_loop",
         || {
-            let limit = common::raise_nofile_limit();
+            let limit = raise_nofile_limit();
             assert!(
                 limit >= 1100,
                 "this test needs RLIMIT_NOFILE >= 1100, have {limit}"
             );
-            let select = common::backend_name() == "select";
+            let select = backend_name() == "select";
             run(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
@@ -713,7 +717,7 @@ fn a_vectored_write_of_2000_slices_writes_what_fits() {
 /// the deadline must end the wait.
 #[test]
 fn connect_timeout_covers_name_resolution() {
-    common::isolated("connect_timeout_covers_name_resolution", || {
+    isolated("connect_timeout_covers_name_resolution", || {
         run(async {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let port = listener.local_addr()?.port();
@@ -749,7 +753,7 @@ fn connect_timeout_covers_name_resolution() {
 /// its finished task's memory alive until the socket's next event.
 #[test]
 fn cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive() {
-    common::isolated(
+    isolated(
         "cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive",
         || {
             run(async {
@@ -757,7 +761,7 @@ fn cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive() {
                 let client = TcpStream::connect(listener.local_addr()?).await?;
                 let (idle, _) = listener.accept().await?;
                 let idle = std::rc::Rc::new(idle);
-                let rss_before = common::rss_kib();
+                let rss_before = rss_kib();
                 for round in 0..50 {
                     let tasks: Vec<_> = (0..100)
                         .map(|_| {
@@ -781,7 +785,7 @@ fn cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive() {
                         "round {round}: {waiting} wakers of finished reads wait on the socket"
                     );
                 }
-                let grown = common::rss_kib().saturating_sub(rss_before);
+                let grown = rss_kib().saturating_sub(rss_before);
                 assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
                 drop(client);
                 io::Result::Ok(())

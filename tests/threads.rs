@@ -1,6 +1,11 @@
 //! Which threads tarn starts: none of its own for a program that only uses
 //! tarn's executor, and the fallback reactor thread (`tarn-reactor`) only
 //! when a task of another executor waits on tarn I/O.
+//!
+//! Each test runs in a process of its own, to count that process's
+//! threads. `on_poll_and_select_backends` re-runs this binary with
+//! `TARN_SELECTOR=poll` and `=select`; the isolated children inherit the
+//! backend.
 
 mod common;
 
@@ -9,21 +14,16 @@ use std::time::Duration;
 
 use tarn::io::AsyncReadExt;
 use tarn::net::{TcpListener, TcpStream};
+use tarn_test_support::{eventually, isolated, rerun_on_poll_and_select, threads_named};
 
-/// The threads of this process named `name`.
-fn threads_named(name: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter(|task| {
-            let comm = task.as_ref().unwrap().path().join("comm");
-            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == name)
-        })
-        .count()
+#[test]
+fn on_poll_and_select_backends() {
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
 
 #[test]
 fn block_on_leaving_a_task_waiting_starts_no_thread() {
-    common::isolated("block_on_leaving_a_task_waiting_starts_no_thread", || {
+    isolated("block_on_leaving_a_task_waiting_starts_no_thread", || {
         let (_client, _listener) = tarn::block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let client = TcpStream::connect(listener.local_addr()?).await?;
@@ -50,7 +50,7 @@ fn block_on_leaving_a_task_waiting_starts_no_thread() {
 
 #[test]
 fn a_foreign_task_waiting_when_block_on_returns_gets_the_fallback_thread() {
-    common::isolated(
+    isolated(
         "a_foreign_task_waiting_when_block_on_returns_gets_the_fallback_thread",
         || {
             let (stored_tx, stored_rx) = std::sync::mpsc::channel();
@@ -72,7 +72,7 @@ fn a_foreign_task_waiting_when_block_on_returns_gets_the_fallback_thread() {
             });
             // It starts as block_on returns, and names itself once running.
             assert!(
-                common::eventually(Duration::from_secs(5), || threads_named("tarn-reactor")
+                eventually(Duration::from_secs(5), || threads_named("tarn-reactor")
                     == 1),
                 "no fallback thread took over"
             );
