@@ -26,7 +26,7 @@ use tarn::io::{AsyncReadExt, AsyncWriteExt};
 use tarn::net::TcpListener;
 use tarn_test_support::{
     backend_name, connect_with_timeouts, figure, fnv1a, isolated_on_each_backend, reset_on_close,
-    sized, Latency, Rng, FNV_START, MAX_IO,
+    sized, Latency, RandomChunks, Rng, FNV_START, MAX_IO,
 };
 
 /// How long a std client waits for any one reply before failing.
@@ -44,21 +44,13 @@ fn connect(addr: SocketAddr) -> std::net::TcpStream {
 fn std_stream_through(conn: std::net::TcpStream, seed: u64, len: usize) {
     let mut writer = conn.try_clone().unwrap();
     let sender = thread::spawn(move || {
-        let (mut sizes, mut data) = (
-            Rng::xorshift_star(2 * seed),
-            Rng::xorshift_star(2 * seed + 1),
-        );
-        let mut buf = vec![0; MAX_IO];
-        let (mut sent, mut hash) = (0, FNV_START);
-        while sent < len {
-            let n = sizes.io_size().min(len - sent);
-            data.fill(&mut buf[..n]);
-            hash = fnv1a(hash, &buf[..n]);
-            writer.write_all(&buf[..n]).expect("write");
-            sent += n;
+        let mut sizes = Rng::xorshift_star(2 * seed);
+        let mut chunks = RandomChunks::new(Rng::xorshift_star(2 * seed + 1), len);
+        while let Some(chunk) = chunks.next_chunk(sizes.io_size()) {
+            writer.write_all(chunk).expect("write");
         }
         writer.shutdown(Shutdown::Write).expect("shutdown(Write)");
-        hash
+        chunks.checksum()
     });
     let mut reader = conn;
     let mut sizes = Rng::xorshift_star(seed + 1000);

@@ -117,6 +117,60 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     data
 }
 
+/// `len` random bytes handed out in chunks of the sizes the caller asks
+/// for, with the checksum ([`fnv1a`]) of what has been handed out: the
+/// sending side of a stream whose receiver compares length and checksum.
+///
+/// ```
+/// use tarn_test_support::{fnv1a, RandomChunks, Rng, FNV_START};
+///
+/// let mut chunks = RandomChunks::new(Rng::xorshift_star(1), 1000);
+/// let mut sent = Vec::new();
+/// while let Some(chunk) = chunks.next_chunk(300) {
+///     sent.extend_from_slice(chunk);
+/// }
+/// assert_eq!(sent.len(), 1000);
+/// assert_eq!(chunks.checksum(), fnv1a(FNV_START, &sent));
+/// ```
+#[derive(Debug)]
+pub struct RandomChunks {
+    data: Rng,
+    buf: Vec<u8>,
+    left: usize,
+    hash: u64,
+}
+
+impl RandomChunks {
+    /// `len` bytes from `data`.
+    pub fn new(data: Rng, len: usize) -> RandomChunks {
+        RandomChunks {
+            data,
+            buf: Vec::new(),
+            left: len,
+            hash: FNV_START,
+        }
+    }
+
+    /// The next `size` bytes (fewer at the end), or `None` once all `len`
+    /// have been handed out.
+    pub fn next_chunk(&mut self, size: usize) -> Option<&[u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        let n = size.min(self.left);
+        self.buf.resize(n, 0);
+        self.data.fill(&mut self.buf);
+        self.hash = fnv1a(self.hash, &self.buf);
+        self.left -= n;
+        Some(&self.buf)
+    }
+
+    /// The checksum of every byte handed out so far.
+    pub fn checksum(&self) -> u64 {
+        self.hash
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@
 //! - **Gauges** ([`open_fds`], [`rss_kib`], [`cpu_time`], ... and their
 //!   `_of(pid)` twins), **limits** ([`nofile_limit`], [`with_soft_limit`],
 //!   [`without_new_threads`], ...), **data** ([`Rng`], [`random_bytes`],
-//!   [`fnv1a`]), **plain sockets** ([`tcp_pair`], [`fill_send_buffer`],
+//!   [`RandomChunks`], [`fnv1a`]), **plain sockets** ([`tcp_pair`], [`fill_send_buffer`],
 //!   [`reset_on_close`], [`temp_path`], ...), **figures** for the README
 //!   ([`figure`], [`Latency`]) and the package's **example programs**
 //!   ([`example_path`], [`ExampleServer`]).
@@ -92,7 +92,7 @@ mod sockets;
 mod watchdog;
 
 pub use backend::{backend_name, backends, is_backend_child, SELECTOR_ENV};
-pub use data::{fnv1a, random_bytes, Rng, FNV_START, MAX_IO};
+pub use data::{fnv1a, random_bytes, RandomChunks, Rng, FNV_START, MAX_IO};
 pub use examples::{example_path, ExampleServer};
 pub use figures::{figure, Latency};
 pub use limits::{

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use tarn::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tarn::net::{TcpListener, TcpStream};
-use tarn_test_support::{eventually, fnv1a, open_fds, sized, Rng, FNV_START, MAX_IO, PATIENCE};
+use tarn_test_support::{
+    eventually, fnv1a, open_fds, sized, RandomChunks, Rng, FNV_START, MAX_IO, PATIENCE,
+};
 
 /// Runs `future` with `tarn::block_on`, failing the test if it takes longer
 /// than [`PATIENCE`].
@@ -194,18 +196,13 @@ pub async fn stream_through_echo(addr: SocketAddr, i: u64, len: usize) -> io::Re
     let conn = TcpStream::connect(addr).await?;
     let (mut reader, mut writer) = conn.split();
     let send = async {
-        let (mut sizes, mut data) = (Rng::xorshift_star(3 * i + 1), Rng::xorshift_star(3 * i + 2));
-        let mut buf = vec![0; MAX_IO];
-        let (mut sent, mut hash) = (0, FNV_START);
-        while sent < len {
-            let n = sizes.io_size().min(len - sent);
-            data.fill(&mut buf[..n]);
-            hash = fnv1a(hash, &buf[..n]);
-            write_some(&mut writer, &mut sizes, &buf[..n]).await?;
-            sent += n;
+        let mut sizes = Rng::xorshift_star(3 * i + 1);
+        let mut chunks = RandomChunks::new(Rng::xorshift_star(3 * i + 2), len);
+        while let Some(chunk) = chunks.next_chunk(sizes.io_size()) {
+            write_some(&mut writer, &mut sizes, chunk).await?;
         }
         writer.close().await?; // end of stream: the server then closes too
-        io::Result::Ok(hash)
+        io::Result::Ok(chunks.checksum())
     };
     let receive = async {
         let mut sizes = Rng::xorshift_star(3 * i + 3);
