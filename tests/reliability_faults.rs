@@ -213,13 +213,7 @@ fn half_closed_clients_still_read_the_whole_echo() {
                 }
             });
             let took = started.elapsed();
-            for _ in 0..clients {
-                let echoed = done
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("a server task never finished")
-                    .expect("a server task failed");
-                assert_eq!(echoed, bytes as u64, "bytes echoed by a server task");
-            }
+            common::assert_each_echoed(&done, clients, bytes);
             serving.wait_for("after the clients");
             server.stop();
             start.wait_for("after the server stopped");

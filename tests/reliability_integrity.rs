@@ -12,7 +12,7 @@ mod common;
 
 use std::io;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::ServerThread;
 use futures::future::try_join_all;
@@ -75,13 +75,7 @@ fn random_sized_streams_come_back_intact_on_every_backend() {
             let took = started.elapsed();
 
             // The server saw every connection end cleanly, with every byte.
-            for _ in 0..CONNECTIONS {
-                let echoed = totals
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("a server task never finished")
-                    .expect("a server task failed");
-                assert_eq!(echoed, len as u64, "bytes echoed by a server task");
-            }
+            common::assert_each_echoed(&totals, CONNECTIONS, len);
             server.stop();
             let total = (len * CONNECTIONS) as f64 / (1 << 20) as f64;
             figure(format_args!(

@@ -69,6 +69,18 @@ pub fn reliability_patience() -> Duration {
     sized(PATIENCE, Duration::from_secs(30 * 60))
 }
 
+/// Waits for the results of `count` server tasks on `totals` (10 s each at
+/// most) and checks that each echoed `len` bytes and ended cleanly.
+pub fn assert_each_echoed(totals: &mpsc::Receiver<io::Result<u64>>, count: usize, len: usize) {
+    for _ in 0..count {
+        let echoed = totals
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a server task never finished")
+            .expect("a server task failed");
+        assert_eq!(echoed, len as u64, "bytes echoed by a server task");
+    }
+}
+
 /// A tarn TCP server on a thread of its own, with its own executor,
 /// listening on 127.0.0.1 (a free port). It stops, dropping every task it
 /// spawned, when [`stop`](ServerThread::stop)ped or dropped.
