@@ -8,8 +8,9 @@
 # timers to 1k, proptest cases to 16), widen the few setup margins that
 # assume native speed, and give their watchdogs ten times the patience,
 # since everything runs 30 to 50 times slower under valgrind. No test is
-# skipped. The reactor's binaries re-run themselves on the poll and select
-# backends, and some tests run in a child process of their own; valgrind
+# skipped. The reactor's and the executor's binaries re-run themselves on
+# the poll and select backends, and some tests run in a child process of
+# their own; valgrind
 # follows every child (--trace-children=yes) and writes one log per
 # process, and any error in any log fails the step.
 #
