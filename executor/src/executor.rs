@@ -35,8 +35,11 @@ thread_local! {
     /// The executor running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
     /// The panic handler of the executor running or being dropped on this
-    /// thread, if it has one.
+    /// thread, if it has one (see [`set_handler`]).
     static HANDLER: RefCell<Option<Rc<PanicHandler>>> = const { RefCell::new(None) };
+    /// Whether `HANDLER` holds one: read on every task poll, so a plain
+    /// flag rather than a look into the `RefCell`.
+    static HANDLED: Cell<bool> = const { Cell::new(false) };
     /// Set while a task's code runs under a panic handler: the process
     /// panic hook then stays quiet.
     static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
@@ -451,17 +454,27 @@ impl Running {
             }
             *current = Some(Rc::clone(inner));
         });
-        HANDLER.with(|h| *h.borrow_mut() = inner.on_panic.clone());
+        set_handler(inner.on_panic.clone());
         Running
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let handler = HANDLER.with(|h| h.borrow_mut().take());
+        let handler = set_handler(None);
         let inner = CURRENT.with(|current| current.borrow_mut().take());
         drop((handler, inner));
     }
+}
+
+/// Puts `handler` in effect for this thread's task code; returns the one
+/// it replaces.
+fn set_handler(handler: Option<Rc<PanicHandler>>) -> Option<Rc<PanicHandler>> {
+    HANDLED.with(|h| h.set(handler.is_some()));
+    HANDLER
+        .try_with(|h| std::mem::replace(&mut *h.borrow_mut(), handler))
+        .ok()
+        .flatten()
 }
 
 /// Marks an executor's drop in progress on this thread, with its panic
@@ -473,18 +486,15 @@ struct Teardown {
 impl Teardown {
     fn enter(handler: Option<Rc<PanicHandler>>) -> Teardown {
         TEARING_DOWN.with(|t| t.set(t.get() + 1));
-        let handler_before = HANDLER
-            .try_with(|h| std::mem::replace(&mut *h.borrow_mut(), handler))
-            .ok()
-            .flatten();
-        Teardown { handler_before }
+        Teardown {
+            handler_before: set_handler(handler),
+        }
     }
 }
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        let before = self.handler_before.take();
-        let _ = HANDLER.try_with(|h| *h.borrow_mut() = before);
+        set_handler(self.handler_before.take());
         TEARING_DOWN.with(|t| t.set(t.get() - 1));
     }
 }
@@ -574,16 +584,27 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// future or output), catching a panic: the panic belongs to that task.
 /// It is reported once: by the process's panic hook, or, under an executor
 /// with a panic handler, by that handler alone.
+#[inline]
 pub(crate) fn catch_task_panic<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
-    let handler = HANDLER.try_with(|h| h.borrow().clone()).ok().flatten();
-    let quiet_before = QUIET_PANICS.with(|q| q.replace(handler.is_some()));
+    if !HANDLED.with(Cell::get) {
+        return catch_unwind(AssertUnwindSafe(f));
+    }
+    let quiet_before = QUIET_PANICS.with(|q| q.replace(true));
     let res = catch_unwind(AssertUnwindSafe(f));
     QUIET_PANICS.with(|q| q.set(quiet_before));
-    if let (Err(payload), Some(handler)) = (&res, handler) {
-        // A handler that panics itself is reported by the hook, and ignored.
-        let _ = catch_unwind(AssertUnwindSafe(|| handler(payload.as_ref())));
+    if let Err(payload) = &res {
+        handle_panic(payload.as_ref());
     }
     res
+}
+
+/// Gives a task's panic to the panic handler in effect.
+#[cold]
+fn handle_panic(payload: &(dyn Any + Send)) {
+    if let Some(handler) = HANDLER.try_with(|h| h.borrow().clone()).ok().flatten() {
+        // A handler that panics itself is reported by the hook, and ignored.
+        let _ = catch_unwind(AssertUnwindSafe(|| handler(payload)));
+    }
 }
 
 /// Installs (once) a process panic hook that defers to the previous one

@@ -97,8 +97,14 @@ impl Reactor {
     ///
     /// If the reactor cannot be created (an unknown `TARN_SELECTOR`, or no
     /// fds left); the message says why. [`Reactor::try_get`] returns the error.
+    #[inline]
     pub fn get() -> &'static Reactor {
-        Reactor::try_get().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"))
+        match REACTOR.get() {
+            Some(reactor) => reactor,
+            None => {
+                Reactor::start().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"))
+            }
+        }
     }
 
     /// The process's reactor, or the error that prevented creating it.
@@ -106,10 +112,17 @@ impl Reactor {
     /// A failure is not remembered: the next call tries again, so a
     /// reactor that could not start for want of fds starts once some are
     /// free.
+    #[inline]
     pub fn try_get() -> io::Result<&'static Reactor> {
-        if let Some(reactor) = REACTOR.get() {
-            return Ok(reactor);
+        match REACTOR.get() {
+            Some(reactor) => Ok(reactor),
+            None => Reactor::start(),
         }
+    }
+
+    /// Creates the reactor, unless another thread just did.
+    #[cold]
+    fn start() -> io::Result<&'static Reactor> {
         let _creating = lock(&CREATING);
         if let Some(reactor) = REACTOR.get() {
             return Ok(reactor);
@@ -449,12 +462,15 @@ impl ReactorLock<'_> {
         }
         let woken = wakers.len();
         reactor.wakes.fetch_add(woken as u64, Relaxed);
-        for waker in wakers.drain(..) {
-            // A waker that panics (a foreign executor's bug) has been
-            // reported by the panic hook; it must not keep the rest of the
-            // batch asleep, nor end the thread that drives.
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
-        }
+        // A waker that panics (a foreign executor's bug) has been reported
+        // by the panic hook; it must not keep the rest of the batch asleep,
+        // nor end the thread that drives. One guard for the whole batch:
+        // after a panic, the loop goes on with the wakers after it.
+        let mut batch = wakers.drain(..);
+        while panic::catch_unwind(AssertUnwindSafe(|| batch.by_ref().for_each(Waker::wake)))
+            .is_err()
+        {}
+        drop(batch);
         driver.wakers = wakers;
         Ok(woken)
     }
