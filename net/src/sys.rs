@@ -13,11 +13,13 @@ use tarn_selector::syscall;
 /// A new non-blocking, close-on-exec socket.
 pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket takes plain integers.
-    let fd = syscall!(socket(
-        domain,
-        ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        0
-    ))?;
+    let fd = unsafe {
+        syscall!(socket(
+            domain,
+            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0
+        ))
+    }?;
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -101,17 +103,19 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
 pub(crate) fn bind(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid address of `len` bytes.
-    syscall!(bind(
-        fd.as_raw_fd(),
-        (&storage as *const libc::sockaddr_storage).cast(),
-        len
-    ))?;
+    unsafe {
+        syscall!(bind(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len
+        ))
+    }?;
     Ok(())
 }
 
 pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes plain integers.
-    syscall!(listen(fd.as_raw_fd(), backlog))?;
+    unsafe { syscall!(listen(fd.as_raw_fd(), backlog)) }?;
     Ok(())
 }
 
@@ -119,11 +123,13 @@ pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
 pub(crate) fn connect(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<bool> {
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid address of `len` bytes.
-    match syscall!(connect(
-        fd.as_raw_fd(),
-        (&storage as *const libc::sockaddr_storage).cast(),
-        len
-    )) {
+    match unsafe {
+        syscall!(connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len
+        ))
+    } {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
         Err(e) => Err(e),
@@ -161,12 +167,14 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, RawAddr)> {
         len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
     };
     // SAFETY: `storage` has room for `len` bytes, and `len` is updated by the kernel.
-    let conn = syscall!(accept4(
-        fd,
-        (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
-        &mut addr.len,
-        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
-    ))?;
+    let conn = unsafe {
+        syscall!(accept4(
+            fd,
+            (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+            &mut addr.len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
+        ))
+    }?;
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     Ok((unsafe { OwnedFd::from_raw_fd(conn) }, addr))
 }
@@ -174,7 +182,7 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, RawAddr)> {
 /// `recv` into `buf`.
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe the live slice `buf`.
-    syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)).map(|n| n as usize)
+    unsafe { syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)) }.map(|n| n as usize)
 }
 
 /// `readv` into `bufs` (at most [`MAX_IOV`] of them).
@@ -182,7 +190,7 @@ pub(crate) fn recv_vectored(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::R
     let len = bufs.len().min(MAX_IOV);
     // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix, and the
     // first `len` of them describe live, writable buffers.
-    syscall!(readv(fd, bufs.as_ptr().cast(), len as libc::c_int)).map(|n| n as usize)
+    unsafe { syscall!(readv(fd, bufs.as_ptr().cast(), len as libc::c_int)) }.map(|n| n as usize)
 }
 
 /// Shuts down one or both directions of a socket.
@@ -193,13 +201,14 @@ pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
         std::net::Shutdown::Both => libc::SHUT_RDWR,
     };
     // SAFETY: shutdown takes plain integers.
-    syscall!(shutdown(fd, how)).map(drop)
+    unsafe { syscall!(shutdown(fd, how)) }.map(drop)
 }
 
 /// `send` that reports a closed peer as `EPIPE` instead of raising `SIGPIPE`.
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe the live slice `buf`.
-    syscall!(send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)).map(|n| n as usize)
+    unsafe { syscall!(send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)) }
+        .map(|n| n as usize)
 }
 
 /// The most slices one `sendmsg` takes (`IOV_MAX`); more is `EMSGSIZE`.
@@ -220,7 +229,7 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
     msg.msg_iovlen = bufs.len() as _;
     // SAFETY: `msg` points to `bufs`, live for the call, and names no address
     // or control data.
-    syscall!(sendmsg(fd, &msg, libc::MSG_NOSIGNAL)).map(|n| n as usize)
+    unsafe { syscall!(sendmsg(fd, &msg, libc::MSG_NOSIGNAL)) }.map(|n| n as usize)
 }
 
 /// The pending error of a socket (`SO_ERROR`), cleared by reading it.
@@ -236,13 +245,15 @@ pub(crate) fn setsockopt(
     value: libc::c_int,
 ) -> io::Result<()> {
     // SAFETY: the value points to a live c_int of the size given.
-    syscall!(setsockopt(
-        fd,
-        level,
-        name,
-        (&value as *const libc::c_int).cast(),
-        size_of::<libc::c_int>() as libc::socklen_t
-    ))?;
+    unsafe {
+        syscall!(setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t
+        ))
+    }?;
     Ok(())
 }
 
@@ -254,13 +265,15 @@ pub(crate) fn getsockopt(
     let mut value = MaybeUninit::<libc::c_int>::zeroed();
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` has room for the `len` bytes the kernel may write.
-    syscall!(getsockopt(
-        fd,
-        level,
-        name,
-        value.as_mut_ptr().cast(),
-        &mut len
-    ))?;
+    unsafe {
+        syscall!(getsockopt(
+            fd,
+            level,
+            name,
+            value.as_mut_ptr().cast(),
+            &mut len
+        ))
+    }?;
     // SAFETY: zero-initialised, and possibly overwritten by the kernel.
     Ok(unsafe { value.assume_init() })
 }
@@ -269,12 +282,14 @@ pub(crate) fn getsockopt(
 pub(crate) fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1; 2];
     // SAFETY: `fds` has room for the two fds the kernel writes.
-    syscall!(socketpair(
-        libc::AF_UNIX,
-        ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        0,
-        fds.as_mut_ptr()
-    ))?;
+    unsafe {
+        syscall!(socketpair(
+            libc::AF_UNIX,
+            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr()
+        ))
+    }?;
     // SAFETY: the kernel just returned these fds; nothing else owns them.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -345,7 +360,7 @@ fn sun_path_offset() -> usize {
 
 pub(crate) fn bind_unix(fd: &OwnedFd, addr: &UnixAddr) -> io::Result<()> {
     // SAFETY: `addr` holds a valid address of `addr.len` bytes.
-    syscall!(bind(fd.as_raw_fd(), addr.as_ptr(), addr.len))?;
+    unsafe { syscall!(bind(fd.as_raw_fd(), addr.as_ptr(), addr.len)) }?;
     Ok(())
 }
 
@@ -353,7 +368,7 @@ pub(crate) fn bind_unix(fd: &OwnedFd, addr: &UnixAddr) -> io::Result<()> {
 /// A listener whose backlog is full makes it fail with `WouldBlock`.
 pub(crate) fn connect_unix(fd: RawFd, addr: &UnixAddr) -> io::Result<bool> {
     // SAFETY: `addr` holds a valid address of `addr.len` bytes.
-    match syscall!(connect(fd, addr.as_ptr(), addr.len)) {
+    match unsafe { syscall!(connect(fd, addr.as_ptr(), addr.len)) } {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
         Err(e) => Err(e),
@@ -364,14 +379,16 @@ pub(crate) fn connect_unix(fd: RawFd, addr: &UnixAddr) -> io::Result<bool> {
 pub(crate) fn send_to_unix(fd: RawFd, buf: &[u8], addr: &UnixAddr) -> io::Result<usize> {
     // SAFETY: the pointer and length describe the live slice `buf`, and
     // `addr` holds a valid address of `addr.len` bytes.
-    syscall!(sendto(
-        fd,
-        buf.as_ptr().cast(),
-        buf.len(),
-        libc::MSG_NOSIGNAL,
-        addr.as_ptr(),
-        addr.len
-    ))
+    unsafe {
+        syscall!(sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            addr.as_ptr(),
+            addr.len
+        ))
+    }
     .map(|n| n as usize)
 }
 
@@ -423,5 +440,6 @@ fn abstract_addr(_: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
 /// `recv` with `MSG_PEEK`: reads without removing the data from the queue.
 pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe the live slice `buf`.
-    syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK)).map(|n| n as usize)
+    unsafe { syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK)) }
+        .map(|n| n as usize)
 }

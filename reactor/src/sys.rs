@@ -12,10 +12,10 @@ use tarn_selector::syscall;
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL read and write the status flags of an fd the
     // caller borrows for the duration of the call; no pointers involved.
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    let flags = unsafe { syscall!(fcntl(fd, libc::F_GETFL)) }?;
     if flags & libc::O_NONBLOCK == 0 {
         // SAFETY: as above.
-        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        unsafe { syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)) }?;
     }
     Ok(())
 }
@@ -36,7 +36,7 @@ pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
     };
     loop {
         // SAFETY: `pfd` is one valid pollfd, alive for the call.
-        match syscall!(poll(&mut pfd, 1, 0)) {
+        match unsafe { syscall!(poll(&mut pfd, 1, 0)) } {
             Ok(_) => return Ok(pfd.revents != 0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -57,7 +57,7 @@ pub(crate) fn batch_scheduling() {
         // thread, and SCHED_BATCH takes priority 0.
         let param = unsafe { std::mem::zeroed::<libc::sched_param>() };
         // SAFETY: valid arguments; failure only leaves the policy unchanged.
-        let _ = syscall!(sched_setscheduler(0, libc::SCHED_BATCH, &param));
+        let _ = unsafe { syscall!(sched_setscheduler(0, libc::SCHED_BATCH, &param)) };
     }
 }
 
@@ -86,13 +86,15 @@ pub(crate) fn precise_timers() {
             if !set.replace(true) {
                 // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and
                 // changes only the calling thread's slack.
-                let _ = syscall!(prctl(
-                    libc::PR_SET_TIMERSLACK,
-                    TIMER_SLACK_NS as libc::c_ulong,
-                    0,
-                    0,
-                    0
-                ));
+                let _ = unsafe {
+                    syscall!(prctl(
+                        libc::PR_SET_TIMERSLACK,
+                        TIMER_SLACK_NS as libc::c_ulong,
+                        0,
+                        0,
+                        0
+                    ))
+                };
             }
         });
     }

@@ -37,7 +37,7 @@ pub(crate) struct Selector {
 impl Selector {
     pub(crate) fn new() -> io::Result<Selector> {
         // SAFETY: epoll_create1 takes only flags.
-        let epfd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        let epfd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
         // SAFETY: the kernel just returned this fd and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
         let signal = Arc::new(Signal::new()?);
@@ -106,12 +106,14 @@ impl Selector {
         }
         // SAFETY: EPOLL_CTL_DEL ignores the event pointer; null is allowed
         // since Linux 2.6.9.
-        match syscall!(epoll_ctl(
-            self.epfd.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd,
-            std::ptr::null_mut()
-        )) {
+        match unsafe {
+            syscall!(epoll_ctl(
+                self.epfd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut()
+            ))
+        } {
             Ok(_) => Ok(()),
             // Closed before deregistration: the kernel already dropped it
             // (EBADF), or the number now names another file (ENOENT).
@@ -167,7 +169,7 @@ impl Selector {
             u64: token.0 as u64,
         };
         // SAFETY: `event` is a valid epoll_event that outlives the call.
-        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event))?;
+        unsafe { syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event)) }?;
         Ok(())
     }
 }
@@ -190,15 +192,17 @@ fn epoll_wait(
         // SAFETY: `buf` is valid for `max` events; `ts_ptr` is null or points
         // to a timespec alive for the call; a null sigmask means "keep the
         // current one", so the size argument is unused.
-        match syscall!(syscall(
-            libc::SYS_epoll_pwait2,
-            epfd,
-            buf.as_mut_ptr(),
-            max,
-            ts_ptr,
-            std::ptr::null::<libc::sigset_t>(),
-            0usize
-        )) {
+        match unsafe {
+            syscall!(syscall(
+                libc::SYS_epoll_pwait2,
+                epfd,
+                buf.as_mut_ptr(),
+                max,
+                ts_ptr,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize
+            ))
+        } {
             Ok(n) => {
                 PWAIT2.store(1, Ordering::Relaxed);
                 return Ok(n as usize);
@@ -220,7 +224,7 @@ fn epoll_wait(
             .unwrap_or(libc::c_int::MAX),
     };
     // SAFETY: `buf` is valid for `max` events.
-    let n = syscall!(epoll_wait(epfd, buf.as_mut_ptr(), max, ms))?;
+    let n = unsafe { syscall!(epoll_wait(epfd, buf.as_mut_ptr(), max, ms)) }?;
     Ok(n as usize)
 }
 

@@ -33,14 +33,20 @@
 /// returns alike (`Ok` holds the value as returned). `EINTR` comes back as
 /// an `Interrupted` error; retrying is the caller's business.
 ///
-/// The call itself is `unsafe`; every use site states why it is sound in a
-/// `// SAFETY:` comment above the macro.
+/// The macro holds no `unsafe` of its own: the call is as unsafe as the
+/// libc function, so a caller writes `unsafe { syscall!(..) }` and says why
+/// it is sound in a `// SAFETY:` comment above it. (Were the `unsafe`
+/// inside, the exported macro would let safe code call any libc function.)
+///
+/// ```compile_fail
+/// // Outside `unsafe`, the call does not compile (E0133).
+/// let _ = tarn_selector::syscall!(close(0));
+/// ```
 #[doc(hidden)]
 #[macro_export]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)? )) => {{
-        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
-        let res = unsafe { $crate::__libc::$fn($($arg, )*) };
+        let res = $crate::__libc::$fn($($arg, )*);
         if res == -1 {
             ::std::result::Result::Err(::std::io::Error::last_os_error())
         } else {
@@ -66,7 +72,7 @@ use std::os::fd::RawFd;
 pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFD only reads the descriptor flags; any integer is a valid
     // argument and a closed or negative fd yields EBADF.
-    syscall!(fcntl(fd, libc::F_GETFD)).map(drop)
+    unsafe { syscall!(fcntl(fd, libc::F_GETFD)) }.map(drop)
 }
 
 /// Converts a timeout to the `timespec` the kernel wants (saturating).

@@ -115,12 +115,14 @@ impl Selector {
         // SAFETY: `fds` is a valid array of `len` pollfds; `ts_ptr` is null or
         // points to a timespec alive for the call; a null sigmask keeps the
         // current one.
-        let res = syscall!(ppoll(
-            scratch.fds.as_mut_ptr(),
-            scratch.fds.len() as libc::nfds_t,
-            ts_ptr,
-            std::ptr::null()
-        ));
+        let res = unsafe {
+            syscall!(ppoll(
+                scratch.fds.as_mut_ptr(),
+                scratch.fds.len() as libc::nfds_t,
+                ts_ptr,
+                std::ptr::null()
+            ))
+        };
 
         let mut watched = self.watch.returned();
         let table = &mut watched.table;

@@ -140,14 +140,16 @@ impl Selector {
         // SAFETY: the three sets are valid fd_sets holding only fds below
         // `nfds` <= FD_SETSIZE; `ts_ptr` is null or points to a timespec alive
         // for the call; a null sigmask keeps the current one.
-        let res = syscall!(pselect(
-            s.nfds,
-            &mut read.0,
-            &mut write.0,
-            &mut except.0,
-            ts_ptr,
-            std::ptr::null()
-        ));
+        let res = unsafe {
+            syscall!(pselect(
+                s.nfds,
+                &mut read.0,
+                &mut write.0,
+                &mut except.0,
+                ts_ptr,
+                std::ptr::null()
+            ))
+        };
 
         let mut watched = self.watch.returned();
         let table = &mut watched.table;

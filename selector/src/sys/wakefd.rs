@@ -21,7 +21,7 @@ pub(crate) struct Signal {
 impl Signal {
     pub(crate) fn new() -> io::Result<Signal> {
         // SAFETY: eventfd takes no pointers; flags are valid constants.
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
+        let fd = unsafe { syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)) }?;
         // SAFETY: eventfd just returned this fd and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Signal {
@@ -42,7 +42,7 @@ impl Signal {
             // SAFETY: the pointer is to a live u64 of the 8 bytes given. An
             // error (EAGAIN on counter overflow) cannot happen while writes are
             // coalesced, and would leave the fd readable anyway.
-            let _ = syscall!(write(self.fd(), (&one as *const u64).cast(), 8));
+            let _ = unsafe { syscall!(write(self.fd(), (&one as *const u64).cast(), 8)) };
         }
     }
 
@@ -63,7 +63,7 @@ impl Signal {
         let mut count: u64 = 0;
         // SAFETY: the pointer is to a live u64 of the 8 bytes given; the fd is
         // non-blocking, so an already drained counter gives EAGAIN, ignored.
-        let _ = syscall!(read(self.fd(), (&mut count as *mut u64).cast(), 8));
+        let _ = unsafe { syscall!(read(self.fd(), (&mut count as *mut u64).cast(), 8)) };
         self.pending.store(false, SeqCst);
         self.notified.swap(false, SeqCst)
     }
