@@ -81,3 +81,44 @@ fn a_foreign_task_waiting_when_block_on_returns_gets_the_fallback_thread() {
         },
     );
 }
+
+/// A foreign executor's task first polled inside `tarn::block_on` (a
+/// futures `LocalPool` stacked on it) stores its waker there; block_on
+/// returns and the task waits under its own executor. That waker is not
+/// one tarn's executor will poll again, so the fallback thread drives.
+#[test]
+fn a_foreign_task_first_polled_inside_block_on_is_woken_after_it_returns() {
+    isolated(
+        "a_foreign_task_first_polled_inside_block_on_is_woken_after_it_returns",
+        || {
+            use futures::task::LocalSpawnExt;
+
+            let (mut a, b) = tarn::net::UnixStream::pair().unwrap();
+            let mut pool = futures::executor::LocalPool::new();
+            let done = std::rc::Rc::new(std::cell::Cell::new(false));
+            let finished = std::rc::Rc::clone(&done);
+            pool.spawner()
+                .spawn_local(async move {
+                    let mut buf = [0u8; 1];
+                    a.read_exact(&mut buf).await.unwrap();
+                    finished.set(true);
+                })
+                .unwrap();
+            tarn::block_on(async { pool.run_until_stalled() });
+            assert!(!done.get());
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                let b = b.into_std().unwrap();
+                std::io::Write::write_all(&mut &b, b"x").unwrap();
+            });
+            assert!(
+                eventually(Duration::from_secs(5), || {
+                    pool.run_until_stalled();
+                    done.get()
+                }),
+                "the foreign task was never woken once block_on returned"
+            );
+            writer.join().unwrap();
+        },
+    );
+}

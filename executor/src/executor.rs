@@ -273,6 +273,7 @@ impl LocalExecutor {
                 }
                 Some(Job::Main) => {
                     inner.main.scheduled.store(false, Ordering::Release);
+                    DriverGuard::polling(&main_waker);
                     match budget::with_budget(|| future.as_mut().poll(&mut cx)) {
                         (Poll::Ready(output), _) => return output,
                         (Poll::Pending, busy) => busy,

@@ -17,7 +17,7 @@ use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Wake, Waker};
 use std::time::Duration;
 
 use crate::reactor::{lock, Reactor};
@@ -25,9 +25,9 @@ use crate::reactor::{lock, Reactor};
 thread_local! {
     /// The parker whose thread is inside `react` right now, if any.
     static REACTING: Cell<*const ParkerInner> = const { Cell::new(std::ptr::null()) };
-    /// Set while this thread drives (holds a [`DriverGuard`]): the wakers
-    /// it stores are its driver's concern, not the fallback thread's.
-    static SERVED: Cell<bool> = const { Cell::new(false) };
+    /// The waker of the poll this thread's driver makes now, by identity
+    /// (see [`DriverGuard::polling`]); null pointers when none.
+    static SERVING: Cell<WakerId> = const { Cell::new(NO_WAKER) };
 }
 
 /// Driving `block_on`s in progress, process-wide.
@@ -37,21 +37,34 @@ static FALLBACK_IDLE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
 /// The fallback thread runs (or is starting). Cleared if starting it
 /// failed or it ended, so that the next waiter tries again.
 static FALLBACK_RUNNING: AtomicBool = AtomicBool::new(false);
-/// A thread no driver serves stored a waker while another thread drove:
-/// when the last driver stops, the fallback thread must take over.
+/// A waker that no driver will poll again was stored while a driver ran
+/// (by another executor's thread, or by a future of another executor that
+/// a driver polled): when the last driver stops, the fallback thread must
+/// take over.
 static UNSERVED: AtomicBool = AtomicBool::new(false);
 
-/// Makes sure somebody will drive the reactor now that a waker is stored:
+/// A waker's identity: its data and vtable pointers.
+type WakerId = (*const (), *const RawWakerVTable);
+
+const NO_WAKER: WakerId = (std::ptr::null(), std::ptr::null());
+
+fn waker_id(waker: &Waker) -> WakerId {
+    (waker.data(), waker.vtable())
+}
+
+/// Makes sure somebody will drive the reactor now that `waker` is stored:
 /// starts the fallback thread if no driving `block_on` runs, or notes that
-/// it must start when the last one stops.
+/// it must start when the last one stops, unless `waker` is the one this
+/// thread's driver is polling with (its own task, which it will poll again).
 ///
 /// # Errors
 ///
 /// If the fallback thread is needed and cannot start (no threads left);
 /// the next call tries again.
-pub(crate) fn ensure_driven() -> io::Result<()> {
+pub(crate) fn ensure_driven(waker: &Waker) -> io::Result<()> {
     if DRIVERS.load(SeqCst) > 0 {
-        if SERVED.try_with(Cell::get).unwrap_or(false) || UNSERVED.load(Relaxed) {
+        let served = SERVING.try_with(|s| s.get() == waker_id(waker));
+        if served.unwrap_or(false) || UNSERVED.load(Relaxed) {
             return Ok(());
         }
         // Flag first, then look again: either the last driver, stopping,
@@ -75,8 +88,10 @@ fn start_fallback() -> io::Result<()> {
         Ok(_) => Ok(()),
         Err(e) => {
             FALLBACK_RUNNING.store(false, SeqCst);
+            // Not `e.kind()`: EAGAIN would read as `WouldBlock`, which an
+            // async operation must never return.
             Err(io::Error::new(
-                e.kind(),
+                io::ErrorKind::Other,
                 format!(
                     "tarn: cannot start the thread that drives the reactor for \
                      other executors (tarn-reactor): {e}"
@@ -123,68 +138,53 @@ fn fallback() {
 /// Marks the current thread as a driver for as long as it lives.
 ///
 /// Executors hold one for the duration of their `block_on`; the fallback
-/// thread steps aside meanwhile, and takes over when the last guard goes
-/// if a thread that no driver serves (a foreign executor's) stored a waker
-/// in the meantime.
+/// thread steps aside meanwhile. Before each poll, the executor names the
+/// waker of that poll with [`polling`](Self::polling): a waker stored
+/// during the poll that is this one belongs to a task the executor will
+/// poll again, and needs no other driver once the guard goes. Any other
+/// waker stored meanwhile (another executor's, on its own thread or in a
+/// future this one polls) makes the fallback thread take over when the
+/// last guard goes.
 #[derive(Debug)]
 pub struct DriverGuard {
-    /// This thread's `SERVED` before the guard, restored when it goes.
-    served_before: bool,
-    /// See [`enter_for_others`](Self::enter_for_others).
-    for_others: bool,
+    /// This thread's `SERVING` before the guard, restored when it goes.
+    serving_before: WakerId,
 }
 
 impl DriverGuard {
-    /// Starts driving, for an executor whose tasks are polled on this thread
-    /// alone and only while it drives (tarn's executor): the wakers they
-    /// store need no other driver after the guard goes, so they do not
-    /// start the fallback thread then. The fallback thread, if running,
-    /// releases the reactor.
+    /// Starts driving. The fallback thread, if running, releases the reactor.
     pub fn enter() -> DriverGuard {
-        DriverGuard::start(false)
-    }
-
-    /// Like [`enter`](Self::enter), for a driver that polls futures of
-    /// other executors (such as [`drive`] with an executor stacked on
-    /// it), whose tasks may wait on after the guard goes: if wakers or
-    /// timers are still waiting then, the fallback thread takes over.
-    /// Finding out costs a look at every source, once per guard.
-    pub fn enter_for_others() -> DriverGuard {
-        DriverGuard::start(true)
-    }
-
-    fn start(for_others: bool) -> DriverGuard {
-        let served_before = SERVED.try_with(|s| s.replace(true)).unwrap_or(false);
+        let serving_before = SERVING
+            .try_with(|s| s.replace(NO_WAKER))
+            .unwrap_or(NO_WAKER);
         if DRIVERS.fetch_add(1, SeqCst) == 0 && FALLBACK_RUNNING.load(SeqCst) {
             if let Ok(reactor) = Reactor::try_get() {
                 reactor.notify();
             }
         }
-        DriverGuard {
-            served_before,
-            for_others,
-        }
+        DriverGuard { serving_before }
+    }
+
+    /// Names the waker of the poll this thread is about to make (a task's,
+    /// or the one `block_on` polls its future with). Costs a thread-local
+    /// store; executors call it before every poll.
+    pub fn polling(waker: &Waker) {
+        let _ = SERVING.try_with(|s| s.set(waker_id(waker)));
     }
 }
 
 impl Drop for DriverGuard {
     fn drop(&mut self) {
-        let _ = SERVED.try_with(|s| s.set(self.served_before));
-        if self.for_others && !FALLBACK_RUNNING.load(SeqCst) {
-            if let Ok(reactor) = Reactor::try_get() {
-                let stats = reactor.stats();
-                if stats.waiting_readers + stats.waiting_writers + stats.timers > 0 {
-                    UNSERVED.store(true, SeqCst);
-                }
-            }
-        }
+        let _ = SERVING.try_with(|s| s.set(self.serving_before));
         if DRIVERS.fetch_sub(1, SeqCst) == 1 {
-            // Wakers that unserved threads stored while we drove did not
-            // start the fallback thread; from now on nobody else would wake
-            // them. One stored after the decrement sees no driver and starts
-            // it itself.
+            // Wakers stored while we drove that no driver will poll again
+            // did not start the fallback thread; from now on nobody else
+            // would wake them. One stored after the decrement sees no
+            // driver and starts it itself.
             if UNSERVED.swap(false, SeqCst) {
                 if let Err(e) = start_fallback() {
+                    // The next waiter, or the next guard to go, tries again.
+                    UNSERVED.store(true, SeqCst);
                     eprintln!(
                         "{e}; tasks of other executors waiting on tarn I/O wait until it can"
                     );
@@ -379,9 +379,12 @@ impl Wake for ParkerInner {
 /// assert_eq!(answer, 42);
 /// ```
 pub fn drive<F: Future>(future: F) -> F::Output {
-    let _driving = DriverGuard::enter_for_others();
+    let _driving = DriverGuard::enter();
     let parker = Parker::new();
     let waker = parker.waker();
+    // Wakers of other executors stacked on this one are not this waker:
+    // if they still wait when `drive` returns, the fallback thread drives.
+    DriverGuard::polling(&waker);
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {

@@ -279,8 +279,8 @@ impl Reactor {
 
     /// A waker was stored: make sure somebody will drive the reactor
     /// (starting the fallback thread if need be; an error if it cannot).
-    pub(crate) fn ensure_driven(&self) -> io::Result<()> {
-        crate::driver::ensure_driven()
+    pub(crate) fn ensure_driven(&self, waker: &Waker) -> io::Result<()> {
+        crate::driver::ensure_driven(waker)
     }
 
     /// `when` as the timer queue keys it: nanoseconds from the reactor's
@@ -309,7 +309,7 @@ impl Reactor {
         }
         // A timer has no error to return: if no driver can be started now,
         // it fires once one runs (the next waiter tries again).
-        let _ = self.ensure_driven();
+        let _ = self.ensure_driven(waker);
         id
     }
 

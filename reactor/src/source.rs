@@ -243,7 +243,7 @@ impl Source {
             evicted.wake();
         }
         armed?;
-        reactor.ensure_driven()?;
+        reactor.ensure_driven(cx.waker())?;
         Poll::Pending
     }
 
