@@ -90,13 +90,10 @@ fn start_fallback() -> io::Result<()> {
             FALLBACK_RUNNING.store(false, SeqCst);
             // Not `e.kind()`: EAGAIN would read as `WouldBlock`, which an
             // async operation must never return.
-            Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!(
-                    "tarn: cannot start the thread that drives the reactor for \
-                     other executors (tarn-reactor): {e}"
-                ),
-            ))
+            Err(io::Error::other(format!(
+                "tarn: cannot start the thread that drives the reactor for \
+                 other executors (tarn-reactor): {e}"
+            )))
         }
     }
 }
