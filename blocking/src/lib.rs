@@ -90,10 +90,11 @@ impl Pool {
                 state.threads -= 1;
                 if state.threads == 0 {
                     state.jobs.pop_back();
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("tarn: cannot start a blocking-pool thread: {e}"),
-                    ));
+                    // Not `e.kind()`: EAGAIN would read as `WouldBlock`,
+                    // which an async operation must never return.
+                    return Err(io::Error::other(format!(
+                        "tarn: cannot start a blocking-pool thread: {e}"
+                    )));
                 }
                 // Out of threads for now: a running worker takes the job.
             }
@@ -196,7 +197,9 @@ where
             slot.waker.take()
         };
         if let Some(waker) = waker {
-            waker.wake();
+            // A waker that panics (a foreign executor's bug) must not end
+            // the pool thread, which the pool would go on counting.
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }))?;
     Ok(Unblock { slot })

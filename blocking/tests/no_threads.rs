@@ -19,6 +19,11 @@ fn try_unblock_fails_while_no_thread_can_start_then_recovers() {
             .contains("cannot start a blocking-pool thread"),
         "{err}"
     );
+    assert_ne!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock,
+        "an async operation must not return WouldBlock"
+    );
     assert_eq!(threads, 0);
     // Threads can start again: the next job runs.
     let answer = tarn_executor::block_on(tarn_blocking::try_unblock(|| 42).unwrap());
