@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
 use tarn::net::{TcpListener, TcpSocket, TcpStream};
 use tarn_test_support::{
-    backend_name, fnv1a, isolated, open_fds, raise_nofile_limit, random_bytes,
+    backend_name, figure, fnv1a, isolated, open_fds, raise_nofile_limit, random_bytes,
     rerun_on_poll_and_select, reset_on_close, rss_kib, FNV_START,
 };
 
@@ -747,52 +747,132 @@ fn connect_timeout_covers_name_resolution() {
     });
 }
 
-/// 5,000 short tasks, each giving up on a read of one idle shared socket
-/// (a `timeout` around `read`, as a request handler with a deadline does),
-/// each task 16 KiB large. Their wakers must not stay behind, each keeping
-/// its finished task's memory alive until the socket's next event.
+/// 5,000 short tasks, one after the other, each giving up on a read of one
+/// idle shared socket (a `timeout` around `read`, as a request handler with
+/// a deadline does), each task 16 KiB large. Their wakers must not stay
+/// behind, each keeping its finished task's memory alive until the
+/// socket's next event.
 #[test]
 fn cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive() {
     isolated(
         "cancelled_reads_on_an_idle_socket_keep_no_finished_task_alive",
         || {
             run(async {
-                let listener = TcpListener::bind("127.0.0.1:0").await?;
-                let client = TcpStream::connect(listener.local_addr()?).await?;
-                let (idle, _) = listener.accept().await?;
+                let (idle, _client) = connected_pair().await?;
                 let idle = std::rc::Rc::new(idle);
                 let rss_before = rss_kib();
-                for round in 0..50 {
-                    let tasks: Vec<_> = (0..100)
-                        .map(|_| {
-                            let idle = std::rc::Rc::clone(&idle);
-                            tarn::spawn(async move {
-                                let mut buf = [0u8; 16 * 1024];
-                                let mut conn: &TcpStream = &idle;
-                                let read =
-                                    tarn::timeout(Duration::from_micros(100), conn.read(&mut buf));
-                                assert!(read.await.is_err(), "nothing was sent");
-                                buf[0]
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.unwrap();
-                    }
-                    let waiting = tarn::stats().waiting_readers;
-                    assert!(
-                        waiting <= 8,
-                        "round {round}: {waiting} wakers of finished reads wait on the socket"
-                    );
+                for _ in 0..5000 {
+                    cancelled_read(std::rc::Rc::clone(&idle)).await;
                 }
+                let waiting = tarn::stats().waiting_readers;
                 let grown = rss_kib().saturating_sub(rss_before);
+                figure(format_args!(
+                    "5,000 cancelled reads one at a time: {waiting} wakers left, RSS +{grown} KiB"
+                ));
+                assert!(
+                    waiting <= 8,
+                    "{waiting} wakers of finished reads wait on the socket"
+                );
                 assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
-                drop(client);
                 io::Result::Ok(())
             })
             .unwrap();
         },
     );
+}
+
+/// The same 5,000 cancelled reads, 100 at a time: what they leave behind is
+/// bounded by how many waited at once, not by how many there were.
+#[test]
+fn concurrent_cancelled_reads_leave_what_one_round_left() {
+    isolated(
+        "concurrent_cancelled_reads_leave_what_one_round_left",
+        || {
+            run(async {
+                let (idle, _client) = connected_pair().await?;
+                let idle = std::rc::Rc::new(idle);
+                let rss_before = rss_kib();
+                let mut most = 0;
+                for round in 0..50 {
+                    let reads: Vec<_> = (0..100)
+                        .map(|_| tarn::spawn(cancelled_read(std::rc::Rc::clone(&idle))))
+                        .collect();
+                    for read in reads {
+                        read.await.unwrap();
+                    }
+                    let waiting = tarn::stats().waiting_readers;
+                    most = most.max(waiting);
+                    assert!(
+                        waiting <= 2 * 128,
+                        "round {round}: {waiting} wakers of finished reads wait on the socket"
+                    );
+                }
+                let grown = rss_kib().saturating_sub(rss_before);
+                figure(format_args!(
+                    "5,000 cancelled reads 100 at a time: at most {most} wakers left, RSS +{grown} KiB"
+                ));
+                assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+                io::Result::Ok(())
+            })
+            .unwrap();
+        },
+    );
+}
+
+/// A connected pair: the accepted side and the client.
+async fn connected_pair() -> io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    let (accepted, _) = listener.accept().await?;
+    Ok((accepted, client))
+}
+
+/// A 16 KiB task's read of `idle` that a 100 µs timeout cancels.
+async fn cancelled_read(idle: std::rc::Rc<TcpStream>) {
+    let mut buf = [0u8; 16 * 1024];
+    let mut conn: &TcpStream = &idle;
+    let read = tarn::timeout(Duration::from_micros(100), conn.read(&mut buf));
+    assert!(read.await.is_err(), "nothing was sent");
+    std::hint::black_box(&buf);
+}
+
+/// Nine (and then thirty-two) tasks reading one idle shared socket through
+/// `AsyncRead` at once, more than the shared list of wakers holds at first:
+/// they must wait quietly, not flush each other out over and over.
+#[test]
+fn many_tasks_reading_one_idle_socket_wait_quietly() {
+    run(async {
+        let (idle, _client) = connected_pair().await?;
+        let idle = std::rc::Rc::new(idle);
+        for readers in [9, 32] {
+            let polls = std::rc::Rc::new(std::cell::Cell::new(0));
+            let tasks: Vec<_> = (0..readers)
+                .map(|_| {
+                    let idle = std::rc::Rc::clone(&idle);
+                    tarn::spawn(counting_polls(std::rc::Rc::clone(&polls), async move {
+                        let mut buf = [0u8; 16];
+                        let mut conn: &TcpStream = &idle;
+                        conn.read(&mut buf).await
+                    }))
+                })
+                .collect();
+            tarn::Timer::after(Duration::from_millis(100)).await;
+            figure(format_args!(
+                "{readers} readers on an idle socket: {} polls in 100 ms",
+                polls.get()
+            ));
+            assert!(
+                polls.get() <= 4 * readers,
+                "{readers} readers were polled {} times in 100 ms on an idle socket",
+                polls.get()
+            );
+            for task in tasks {
+                task.abort();
+            }
+        }
+        io::Result::Ok(())
+    })
+    .unwrap();
 }
 
 /// Polls `future`, counting its polls in `polls`.

@@ -11,6 +11,7 @@
 //! which an operation last saw `WouldBlock`. New sources start ready (tick 1,
 //! consumed 0): the first operation always tries the syscall.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -95,9 +96,20 @@ pub(crate) const SHARED_WAKERS: usize = 8;
 
 #[derive(Debug, Default)]
 struct Extra {
-    /// More wakers stored by `poll_*` calls, deduplicated with `waker`,
-    /// oldest first; all are woken by the next event.
+    /// More wakers stored by `poll_*` calls, deduplicated with `waker`;
+    /// all are woken by the next event.
     wakers: Vec<Waker>,
+    /// How many shared wakers fit before a flush (see [`Waiters::store`]);
+    /// 0 stands for [`SHARED_WAKERS`].
+    cap: usize,
+    /// The wakers of the last flushes (at most four lists' worth), kept so
+    /// that a waker stored again can be recognised, and so that their
+    /// tasks' memory is not reused by new tasks, which would pass for them.
+    flushed: VecDeque<Waker>,
+    /// Wakers stored since the last flush, and how many of them were in
+    /// `flushed`.
+    stored: usize,
+    returned: usize,
     /// Wakers of `Readable`/`Writable` futures, which remove their slot when
     /// dropped. `None` once woken.
     waiters: Slab<Option<Waker>>,
@@ -114,19 +126,19 @@ impl Waiters {
     /// Stores the waker of `cx`, seen at `tick`: in the future's `slot`, or
     /// (deduplicated) among the shared wakers when there is no slot.
     ///
-    /// The shared list keeps at most [`SHARED_WAKERS`]: its callers (the
-    /// `poll_*` API, `AsyncRead` and `AsyncWrite`) have no drop to hook, so
-    /// the wakers of operations cancelled on an idle socket (a `timeout`
-    /// around a read) would otherwise pile up, each keeping its whole task
-    /// alive. When the list is full, the oldest waker is returned to be
-    /// woken at once: its task polls again and stores it anew if it still
-    /// waits, or drops it if it has moved on or finished.
-    fn store(
-        &mut self,
-        tick: u64,
-        slot: Option<&mut WaiterSlot>,
-        cx: &Context<'_>,
-    ) -> Option<Waker> {
+    /// The shared list is bounded: its callers (the `poll_*` API,
+    /// `AsyncRead` and `AsyncWrite`) have no drop to hook, so the wakers of
+    /// operations cancelled on an idle socket (a `timeout` around a read)
+    /// would otherwise pile up, each keeping its whole task alive. When a
+    /// new waker finds the list full, every waker in it is returned to be
+    /// woken (a flush): a task that still waits polls again and stores its
+    /// waker anew, one that has moved on or finished drops it. If most of
+    /// the last flush came back so, the waiters are live, not left behind,
+    /// and the list doubles instead of flushing them over and over; it
+    /// starts at [`SHARED_WAKERS`] and halves at each event and each flush.
+    /// So what cancelled operations leave behind is bounded by how many
+    /// tasks waited at once, not by how many operations were cancelled.
+    fn store(&mut self, tick: u64, slot: Option<&mut WaiterSlot>, cx: &Context<'_>) -> Vec<Waker> {
         let waker = cx.waker();
         let Some(slot) = slot else {
             return self.store_shared(waker);
@@ -143,29 +155,52 @@ impl Waiters {
             }
             None => slot.0 = Some((waiters.insert(Some(waker.clone())), tick)),
         }
-        None
+        Vec::new()
     }
 
     /// Adds `waker` to the shared list unless it is there; returns the
-    /// oldest waker if the list was full (see [`store`](Self::store)).
-    fn store_shared(&mut self, waker: &Waker) -> Option<Waker> {
+    /// wakers of a flush (see [`store`](Self::store)), usually none.
+    fn store_shared(&mut self, waker: &Waker) -> Vec<Waker> {
         let Some(first) = &self.waker else {
             self.waker = Some(waker.clone());
-            return None;
+            return Vec::new();
         };
         if first.will_wake(waker) {
-            return None;
+            return Vec::new();
         }
         let extra = self.extra.get_or_insert_with(Box::default);
         if extra.wakers.iter().any(|w| w.will_wake(waker)) {
-            return None;
+            return Vec::new();
         }
-        let mut evicted = None;
-        if 1 + extra.wakers.len() >= SHARED_WAKERS {
-            evicted = self.waker.replace(extra.wakers.remove(0));
+        extra.stored += 1;
+        if extra.flushed.iter().any(|w| w.will_wake(waker)) {
+            extra.returned += 1;
         }
-        extra.wakers.push(waker.clone());
-        evicted
+        let cap = extra.cap.max(SHARED_WAKERS);
+        let mut flushed = Vec::new();
+        if 1 + extra.wakers.len() >= cap {
+            if extra.returned > 0 && 2 * extra.returned >= extra.stored {
+                // Most wakers stored since the last flush are ones a flush
+                // woke: their tasks still wait. Make room for them.
+                extra.cap = cap.saturating_mul(2);
+            } else {
+                flushed.extend(self.waker.take());
+                flushed.append(&mut extra.wakers);
+                extra.flushed.extend(flushed.iter().cloned());
+                let keep = 4 * cap;
+                if extra.flushed.len() > keep {
+                    extra.flushed.drain(..extra.flushed.len() - keep);
+                }
+                extra.cap = (cap / 2).max(SHARED_WAKERS);
+            }
+            extra.stored = 0;
+            extra.returned = 0;
+        }
+        match self.waker {
+            None => self.waker = Some(waker.clone()),
+            Some(_) => extra.wakers.push(waker.clone()),
+        }
+        flushed
     }
 
     /// Moves every stored waker into `wakers` (an event arrived).
@@ -173,11 +208,27 @@ impl Waiters {
         wakers.extend(self.waker.take());
         if let Some(extra) = self.extra.as_deref_mut() {
             wakers.append(&mut extra.wakers);
+            extra.cap /= 2;
+            extra.flushed.clear();
+            extra.stored = 0;
+            extra.returned = 0;
             for (_, waiter) in extra.waiters.iter_mut() {
                 wakers.extend(waiter.take());
             }
         }
     }
+}
+
+/// Wakes every waker of `wakers`, out of the source's lock; one that
+/// panics (a foreign executor's bug) is reported by the hook and skipped.
+#[cold]
+fn wake_all(wakers: Vec<Waker>) {
+    let mut wakers = wakers.into_iter();
+    while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wakers.by_ref().for_each(Waker::wake)
+    }))
+    .is_err()
+    {}
 }
 
 /// How many tasks wait on a source, per direction (for introspection).
@@ -236,11 +287,11 @@ impl Source {
             return Poll::Ready(Ok(()));
         }
         self.consumed[dir as usize].store(tick, Ordering::Release);
-        let evicted = state[dir as usize].store(tick, slot, cx);
+        let flushed = state[dir as usize].store(tick, slot, cx);
         let armed = self.arm(reactor, &mut state, dir);
         drop(state);
-        if let Some(evicted) = evicted {
-            evicted.wake();
+        if !flushed.is_empty() {
+            wake_all(flushed);
         }
         armed?;
         reactor.ensure_driven(cx.waker())?;
