@@ -26,10 +26,8 @@ pub(crate) mod sealed {
     use std::io;
     use std::task::{Context, Poll};
 
-    use crate::stream::sealed::Registered;
-
     /// One accept, as a listener type does it.
-    pub trait Accept: Registered {
+    pub trait Accept {
         /// The connection type.
         type Stream;
         /// The peer's address type.
@@ -46,7 +44,6 @@ pub(crate) mod sealed {
 
 /// Waits for the next connection on `listener`.
 pub(crate) async fn accept<L: Listener>(listener: &L) -> io::Result<(L::Stream, L::Addr)> {
-    // An `Incoming` of one: it leaves the listener's waiters when dropped.
     let mut accepting = Incoming::new(listener);
     std::future::poll_fn(|cx| accepting.listener.poll_accept(&mut accepting.state, cx)).await
 }
@@ -55,7 +52,7 @@ pub(crate) async fn accept<L: Listener>(listener: &L) -> io::Result<(L::Stream, 
 /// `accept` in a loop, with the same back-off while out of fds).
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
-pub struct Incoming<'a, L: Listener> {
+pub struct Incoming<'a, L> {
     listener: &'a L,
     state: AcceptState,
 }
@@ -66,14 +63,6 @@ impl<'a, L: Listener> Incoming<'a, L> {
             listener,
             state: AcceptState::default(),
         }
-    }
-}
-
-impl<L: Listener> Drop for Incoming<'_, L> {
-    fn drop(&mut self) {
-        // Each accept waits in a place of its own (so that any number of
-        // tasks can accept on one listener); give it back.
-        self.listener.io().leave(&mut self.state.slot);
     }
 }
 
@@ -92,14 +81,6 @@ impl<L: Listener> Stream for Incoming<'_, L> {
 /// `$stream`s from peers addressed by `$addr`.
 macro_rules! listener_socket {
     ($ty: ident, $std: ty, $stream: ty, $addr: ty) => {
-        impl $crate::stream::sealed::Registered for $ty {
-            type Std = $std;
-
-            fn io(&self) -> &tarn_reactor::Async<$std> {
-                &self.io
-            }
-        }
-
         impl $crate::accept::Listener for $ty {}
 
         impl $ty {
@@ -156,7 +137,8 @@ const EXHAUSTED_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duratio
 /// caller passes its accept syscall wrapped in `poll_read_in` with the slot.
 #[derive(Debug)]
 pub struct AcceptState {
-    /// The accept's own place among the listener's waiters.
+    /// The accept's own place among the listener's waiters (so that any
+    /// number of tasks can accept on one listener), left when dropped.
     slot: WaitSlot,
     pause: Option<Timer>,
     next_pause: Duration,

@@ -210,16 +210,15 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Like [`poll_read_with`](Self::poll_read_with), with the waker kept in
-    /// `slot` instead of the shared list; call [`leave`](Self::leave) with
-    /// the slot when its owner is dropped before the operation completes.
+    /// `slot` (see [`WaitSlot`]) instead of the shared list.
     pub fn poll_read_in<R>(
         &self,
         slot: &mut WaitSlot,
         cx: &mut Context<'_>,
         op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        slot.dir = Some(Dir::Read);
-        poll_io_in(&self.source, Dir::Read, &mut slot.slot, cx, op)
+        let slot = slot.at(&self.source, Dir::Read);
+        poll_io_in(&self.source, Dir::Read, slot, cx, op)
     }
 
     /// The write-side counterpart of [`poll_read_in`](Self::poll_read_in).
@@ -229,18 +228,8 @@ impl<T: AsFd> Async<T> {
         cx: &mut Context<'_>,
         op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        slot.dir = Some(Dir::Write);
-        poll_io_in(&self.source, Dir::Write, &mut slot.slot, cx, op)
-    }
-
-    /// Takes `slot`'s waker out of this fd's waiters, if it is there: for
-    /// the `Drop` of a future that waits through
-    /// [`poll_read_in`](Self::poll_read_in) or
-    /// [`poll_write_in`](Self::poll_write_in).
-    pub fn leave(&self, slot: &mut WaitSlot) {
-        if let Some(dir) = slot.dir {
-            self.source.remove_waiter(dir, &mut slot.slot);
-        }
+        let slot = slot.at(&self.source, Dir::Write);
+        poll_io_in(&self.source, Dir::Write, slot, cx, op)
     }
 
     /// [`poll_read_with`](Self::poll_read_with) for a stream read of up to
@@ -380,15 +369,43 @@ fn poll_io_in<R>(
 /// [`Async::poll_read_in`] or [`Async::poll_write_in`].
 ///
 /// Unlike the wakers of [`poll_read_with`](Async::poll_read_with), which
-/// share one small list and are forgotten only at the next event, a slot is
-/// emptied as soon as its operation completes, or by [`Async::leave`] when
-/// the future that owns it is dropped before: any number of such waiters
-/// can wait on one fd, and each is woken by the next event.
+/// share one list and are forgotten only at the next event or when it
+/// fills, a slot is emptied as soon as its operation completes, and when it
+/// is dropped: keep it in the future that waits, and any number of such
+/// waiters can wait on one fd, each woken by the next event. A slot used
+/// with another `Async`, or the other direction, first leaves its place.
 #[derive(Debug, Default)]
 pub struct WaitSlot {
     slot: WaiterSlot,
-    /// The direction it waits on, once it has.
-    dir: Option<Dir>,
+    /// The source and direction it has a place with, if any.
+    at: Option<(Arc<Source>, Dir)>,
+}
+
+impl WaitSlot {
+    /// The slot, placed with `source` and `dir`: its place elsewhere, if it
+    /// had one, is given up first.
+    fn at(&mut self, source: &Arc<Source>, dir: Dir) -> &mut WaiterSlot {
+        match &self.at {
+            Some((at, at_dir)) if Arc::ptr_eq(at, source) && *at_dir == dir => {}
+            _ => {
+                self.leave();
+                self.at = Some((Arc::clone(source), dir));
+            }
+        }
+        &mut self.slot
+    }
+
+    fn leave(&mut self) {
+        if let Some((source, dir)) = &self.at {
+            source.remove_waiter(*dir, &mut self.slot);
+        }
+    }
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 impl<T: AsFd> AsRawFd for Async<T> {

@@ -13,6 +13,7 @@ mod common;
 
 use std::future::Future;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
@@ -308,6 +309,56 @@ fn dropped_async_closes_its_fd_exactly_once() {
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
         drop(b);
         assert_clean(fds, "close_once");
+    });
+}
+
+#[test]
+fn a_wait_slot_keeps_to_one_fd_and_direction_and_leaves_when_dropped() {
+    let _serial = serial();
+    bounded("wait_slot", || {
+        let fds = open_fds();
+        {
+            let (x, _x_peer) = unix_pair();
+            let (y, _y_peer) = unix_pair();
+            let (x, y) = (Async::new(x).unwrap(), Async::new(y).unwrap());
+            // Polled as a driver's own task would be, so that no fallback
+            // thread starts (the next tests take the driver lock).
+            let _driving = tarn_reactor::DriverGuard::enter();
+            let waker = noop_waker();
+            tarn_reactor::DriverGuard::polling(&waker);
+            let mut cx = Context::from_waker(&waker);
+
+            // Another waiter on y, in a place of its own.
+            let mut other = Box::pin(y.readable());
+            assert!(other.as_mut().poll(&mut cx).is_pending());
+
+            // A slot that waited on x, then waits on y, then to write on y.
+            let mut slot = tarn_reactor::WaitSlot::default();
+            let mut buf = [0u8; 1];
+            let read_x = x.poll_read_in(&mut slot, &mut cx, || (&mut x.get_ref()).read(&mut buf));
+            assert!(read_x.is_pending());
+            let read_y = y.poll_read_in(&mut slot, &mut cx, || (&mut y.get_ref()).read(&mut buf));
+            assert!(read_y.is_pending());
+            assert_eq!(waiting_on(x.as_raw_fd()), (0, 0), "the slot left x for y");
+            assert_eq!(
+                waiting_on(y.as_raw_fd()),
+                (2, 0),
+                "the other reader and the slot"
+            );
+            assert!(fill_send_buffer(y.get_ref()) > 0);
+            let write_y = y.poll_write_in(&mut slot, &mut cx, || (&mut y.get_ref()).write(b"z"));
+            assert!(write_y.is_pending());
+            assert_eq!(
+                waiting_on(y.as_raw_fd()),
+                (1, 1),
+                "the slot moved to writing"
+            );
+            drop(slot);
+            assert_eq!(waiting_on(y.as_raw_fd()), (1, 0), "a dropped slot leaves");
+            drop(other);
+            assert_eq!(waiting_on(y.as_raw_fd()), (0, 0));
+        }
+        assert_clean(fds, "wait slots");
     });
 }
 
