@@ -480,8 +480,13 @@ fn set_handler(handler: Option<Rc<PanicHandler>>) -> Option<Rc<PanicHandler>> {
 
 /// Marks an executor's drop in progress on this thread, with its panic
 /// handler in effect, for as long as it lives.
+///
+/// It may run inside a task of another executor (dropped there), whose
+/// panic handler and quiet hook are then set aside for its duration: the
+/// dropped executor's tasks' panics are reported by its own rules.
 struct Teardown {
     handler_before: Option<Rc<PanicHandler>>,
+    quiet_before: bool,
 }
 
 impl Teardown {
@@ -489,12 +494,14 @@ impl Teardown {
         TEARING_DOWN.with(|t| t.set(t.get() + 1));
         Teardown {
             handler_before: set_handler(handler),
+            quiet_before: QUIET_PANICS.with(|q| q.replace(false)),
         }
     }
 }
 
 impl Drop for Teardown {
     fn drop(&mut self) {
+        QUIET_PANICS.with(|q| q.set(self.quiet_before));
         set_handler(self.handler_before.take());
         TEARING_DOWN.with(|t| t.set(t.get() - 1));
     }
@@ -513,10 +520,11 @@ impl Drop for Teardown {
 /// assert_eq!(handle.unwrap(), "done");
 /// ```
 ///
-/// While an executor is being dropped (at the end of the thread, say, when
-/// the tasks left in `block_on`'s executor go), there is nowhere to run a
-/// new task: a destructor that spawns gets a handle whose task is already
-/// cancelled, and the future is dropped at once.
+/// While an executor is being dropped with none running on this thread (at
+/// the end of the thread, say, when the tasks left in `block_on`'s executor
+/// go), there is nowhere to run a new task: a destructor that spawns gets a
+/// handle whose task is already cancelled, and the future is dropped at
+/// once. (Dropped inside a task of a running executor, it spawns there.)
 ///
 /// # Panics
 ///

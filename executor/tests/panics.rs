@@ -249,3 +249,31 @@ fn spawning_in_a_destructor_at_thread_exit_does_not_abort() {
 fn on_poll_and_select_backends() {
     rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
+
+/// An executor without a panic handler, dropped inside a task of one with
+/// a handler: a destructor's panic among its tasks is its own, reported by
+/// the hook (the outer executor's quiet hook and handler do not apply).
+#[test]
+fn a_dropped_executor_inside_a_handled_task_reports_by_its_own_rules() {
+    let before = reported();
+    let handled = Rc::new(Cell::new(0));
+    let count = Rc::clone(&handled);
+    let outer = LocalExecutor::builder()
+        .on_panic(move |_| count.set(count.get() + 1))
+        .build();
+    let task = outer.spawn(async {
+        let inner = LocalExecutor::new();
+        // Never polled: the guard goes with the future when `inner` drops.
+        let guard = PanicsOnDrop("dropped with the inner executor");
+        inner
+            .spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            })
+            .detach();
+        drop(inner);
+    });
+    outer.run(task).unwrap();
+    assert_eq!(reported() - before, 1, "the hook reported it");
+    assert_eq!(handled.get(), 0, "not the outer executor's handler");
+}
