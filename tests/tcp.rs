@@ -958,3 +958,48 @@ fn a_read_that_stops_at_the_urgent_mark_does_not_stall_the_stream() {
     })
     .unwrap();
 }
+
+/// Vectored calls with empty slices in front, more than the kernel takes:
+/// they move the data behind them (a read that moved nothing would read as
+/// end of stream), and a read that fills all the slices one call can pass
+/// is not taken for a drained socket.
+#[test]
+fn vectored_calls_skip_empty_slices_and_do_not_stall_past_iov_max() {
+    run(async {
+        let (mut server, mut client) = connected_pair().await?;
+        let empty: Vec<&[u8]> = vec![&[]; 1100];
+        let mut slices: Vec<io::IoSlice<'_>> = empty.iter().map(|e| io::IoSlice::new(e)).collect();
+        slices.push(io::IoSlice::new(b"after the empty ones"));
+        let wrote = client.write_vectored(&slices).await?;
+        assert_eq!(wrote, 20, "the data behind 1,100 empty slices");
+
+        let mut empties: Vec<[u8; 0]> = vec![[]; 1100];
+        let mut buf = [0u8; 64];
+        let mut bufs: Vec<io::IoSliceMut<'_>> =
+            empties.iter_mut().map(|e| io::IoSliceMut::new(e)).collect();
+        bufs.push(io::IoSliceMut::new(&mut buf));
+        let read = server.read_vectored(&mut bufs).await?;
+        assert_eq!(read, 20, "read as end of stream");
+        assert_eq!(&buf[..20], b"after the empty ones");
+
+        // 30,000 bytes queued, read through 2,000 slices of 10 bytes: one
+        // call fills 1,024 of them; the rest must not wait for an event.
+        let data = random_bytes(30_000, 30);
+        client.write_all(&data).await?;
+        tarn::Timer::after(Duration::from_millis(20)).await; // the reactor sees the arrival
+        let mut got: Vec<u8> = Vec::new();
+        while got.len() < data.len() {
+            let mut chunks = vec![[0u8; 10]; 2000];
+            let mut bufs: Vec<io::IoSliceMut<'_>> =
+                chunks.iter_mut().map(|c| io::IoSliceMut::new(c)).collect();
+            let n = tarn::timeout(Duration::from_secs(2), server.read_vectored(&mut bufs))
+                .await
+                .map_err(|_| io::Error::other(format!("stalled after {} bytes", got.len())))??;
+            assert!(n > 0);
+            got.extend(chunks.iter().flatten().take(n));
+        }
+        assert!(got == data, "the stream arrived altered");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}

@@ -53,7 +53,8 @@ pub(crate) fn poll_read_vectored<S: Registered>(
 ) -> Poll<io::Result<usize>> {
     let io = stream.io();
     let fd = io.as_raw_fd();
-    let len = bufs.iter().map(|b| b.len()).sum();
+    // What one call can fill: a read that fills less shows the socket drained.
+    let len = sys::iov_window_mut(bufs).iter().map(|b| b.len()).sum();
     io.poll_read_stream(cx, len, || sys::recv_vectored(fd, bufs))
 }
 

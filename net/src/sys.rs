@@ -187,10 +187,37 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `readv` into `bufs` (at most [`MAX_IOV`] of them).
 pub(crate) fn recv_vectored(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-    let len = bufs.len().min(MAX_IOV);
+    let bufs = iov_window_mut(bufs);
     // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix, and the
-    // first `len` of them describe live, writable buffers.
-    unsafe { syscall!(readv(fd, bufs.as_ptr().cast(), len as libc::c_int)) }.map(|n| n as usize)
+    // slices describe live, writable buffers.
+    unsafe { syscall!(readv(fd, bufs.as_ptr().cast(), bufs.len() as libc::c_int)) }
+        .map(|n| n as usize)
+}
+
+/// The slices one vectored call passes to the kernel: from the first that
+/// is not empty (so that empty ones in front cannot make a call move
+/// nothing, which a read would report as end of stream), at most
+/// [`MAX_IOV`] of them.
+pub(crate) fn iov_window<'a, 'b>(bufs: &'a [io::IoSlice<'b>]) -> &'a [io::IoSlice<'b>] {
+    let start = bufs
+        .iter()
+        .position(|b| !b.is_empty())
+        .unwrap_or(bufs.len());
+    let bufs = &bufs[start..];
+    &bufs[..bufs.len().min(MAX_IOV)]
+}
+
+/// [`iov_window`] of buffers to read into.
+pub(crate) fn iov_window_mut<'a, 'b>(
+    bufs: &'a mut [io::IoSliceMut<'b>],
+) -> &'a mut [io::IoSliceMut<'b>] {
+    let start = bufs
+        .iter()
+        .position(|b| !b.is_empty())
+        .unwrap_or(bufs.len());
+    let bufs = &mut bufs[start..];
+    let len = bufs.len().min(MAX_IOV);
+    &mut bufs[..len]
 }
 
 /// Shuts down one or both directions of a socket.
@@ -219,9 +246,9 @@ const MAX_IOV: usize = 1024;
 
 /// Vectored `send` without `SIGPIPE`. Of more than [`MAX_IOV`] slices it
 /// sends what the first `MAX_IOV` hold (as std's `write_vectored` does) and
-/// returns the count, so the caller writes the rest.
+/// returns the count, so the caller writes the rest (see [`iov_window`]).
 pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    let bufs = &bufs[..bufs.len().min(MAX_IOV)];
+    let bufs = iov_window(bufs);
     // SAFETY: msghdr is plain data, valid when zeroed.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is guaranteed ABI-compatible with iovec on Unix.
