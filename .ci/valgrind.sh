@@ -40,8 +40,13 @@ fi
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 export TARN_VALGRIND=1
+# --fair-sched=yes: valgrind runs one thread at a time, and by default the
+# thread that releases its lock may take it straight back, so a task that is
+# always ready (tests of starvation freedom) could starve the thread that
+# was to wake it: such tests then passed in 2-3 s or hung for 60 s.
 flags=(
     --tool=memcheck
+    --fair-sched=yes
     --error-exitcode=1
     --leak-check=no
     --trace-children=yes
