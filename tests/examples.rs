@@ -187,12 +187,23 @@ fn curl(args: &[&str]) -> Output {
     }
 }
 
+/// Runs curl, which must succeed; returns what it printed.
+fn curl_ok(args: &[&str]) -> String {
+    let out = curl(args);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn http_hello_answers_curl() {
     let (_server, addr) = Running::server("http_hello");
     let url = format!("http://{addr}/");
 
-    let out = curl(&[
+    let out = curl_ok(&[
         "--silent",
         "--show-error",
         "--include",
@@ -200,18 +211,10 @@ fn http_hello_answers_curl() {
         "30",
         &url,
     ]);
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(HELLO)
-    );
+    assert_eq!(out, String::from_utf8_lossy(HELLO));
 
     // Two requests on one kept-alive connection: one connect in all.
-    let out = curl(&[
+    let out = curl_ok(&[
         "--silent",
         "--show-error",
         "--max-time",
@@ -221,18 +224,10 @@ fn http_hello_answers_curl() {
         &url,
         &url,
     ]);
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Hello, World! connects=1\nHello, World! connects=0\n"
-    );
+    assert_eq!(out, "Hello, World! connects=1\nHello, World! connects=0\n");
 
     // A request with a body.
-    let out = curl(&[
+    let out = curl_ok(&[
         "--silent",
         "--show-error",
         "--max-time",
@@ -241,16 +236,11 @@ fn http_hello_answers_curl() {
         "name=tarn",
         &url,
     ]);
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!");
+    assert_eq!(out, "Hello, World!");
 
     // A request with a 12 KiB header, as browsers send with many cookies.
     let cookie = format!("Cookie: session={}", "c".repeat(12 * 1024));
-    let out = curl(&[
+    let out = curl_ok(&[
         "--silent",
         "--show-error",
         "--max-time",
@@ -259,12 +249,7 @@ fn http_hello_answers_curl() {
         &cookie,
         &url,
     ]);
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!");
+    assert_eq!(out, "Hello, World!");
 }
 
 #[test]
