@@ -106,6 +106,35 @@ pub mod net {
     pub use tarn_net::*;
 }
 
+/// Unix signals as streams: [`Signals`](signal::Signals) yields each
+/// signal of a set as it arrives, [`ctrl_c`](signal::ctrl_c) waits for one
+/// Ctrl-C. They work under any executor.
+///
+/// The first listener of a signal takes it over; when the last one is
+/// dropped, the signal's previous action comes back. So after a graceful
+/// shutdown that stopped listening, a second Ctrl-C (or `SIGTERM`) ends the
+/// program the default way.
+///
+/// ```no_run
+/// use tarn::signal::{Signal, Signals};
+///
+/// tarn::block_on(async {
+///     let mut signals = Signals::new([Signal::HUP, Signal::TERM])?;
+///     loop {
+///         match signals.recv().await {
+///             Signal::HUP => println!("reloading the configuration"),
+///             _ => break,
+///         }
+///     }
+///     println!("shutting down");
+///     std::io::Result::Ok(())
+/// })?;
+/// # std::io::Result::Ok(())
+/// ```
+pub mod signal {
+    pub use tarn_reactor::signal::*;
+}
+
 /// Async I/O traits (`AsyncRead`, `AsyncWrite`, ...), their extension
 /// traits (`AsyncReadExt::read`, `AsyncWriteExt::write_all`, ...) and
 /// helpers (`BufReader`, `copy`, ...), from `futures-util`.

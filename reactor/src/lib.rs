@@ -10,6 +10,8 @@
 //! an executor that sleeps in [`ReactorLock::react`] (tarn's, or this
 //! crate's minimal [`drive`]), or a fallback thread that starts on demand
 //! so that tarn I/O works under tokio, `futures::executor` or async-executor.
+//! [`signal`] turns Unix signals into streams, through a self-pipe that is
+//! an ordinary source of this reactor.
 //!
 //! ```
 //! use std::time::Duration;
@@ -35,6 +37,7 @@ mod async_fd;
 pub mod budget;
 mod driver;
 mod reactor;
+pub mod signal;
 mod source;
 mod sys;
 mod timer;
