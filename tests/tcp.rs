@@ -1003,3 +1003,28 @@ fn vectored_calls_skip_empty_slices_and_do_not_stall_past_iov_max() {
     })
     .unwrap();
 }
+
+#[test]
+fn poll_read_uninit_fills_uninitialised_memory_and_sees_end_of_stream() {
+    use std::mem::MaybeUninit;
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (mut server, _) = listener.accept().await?;
+        server.write_all(b"hello").await?;
+        server.close().await?;
+        let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+        let mut got = Vec::new();
+        loop {
+            let n = futures::future::poll_fn(|cx| client.poll_read_uninit(cx, &mut buf)).await?;
+            if n == 0 {
+                break;
+            }
+            // SAFETY: poll_read_uninit initialised the first n bytes.
+            got.extend(buf[..n].iter().map(|b| unsafe { b.assume_init() }));
+        }
+        assert_eq!(got, b"hello");
+        io::Result::Ok(())
+    })
+    .unwrap();
+}

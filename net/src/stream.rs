@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -43,6 +44,18 @@ pub(crate) fn poll_read<S: Registered>(
     let io = stream.io();
     let fd = io.as_raw_fd();
     io.poll_read_stream(cx, buf.len(), || sys::recv(fd, buf))
+}
+
+/// [`poll_read`] into memory that may be uninitialised (the first `n`
+/// bytes are initialised when this returns `Ok(n)`).
+pub(crate) fn poll_read_uninit<S: Registered>(
+    stream: &S,
+    cx: &mut Context<'_>,
+    buf: &mut [MaybeUninit<u8>],
+) -> Poll<io::Result<usize>> {
+    let io = stream.io();
+    let fd = io.as_raw_fd();
+    io.poll_read_stream(cx, buf.len(), || sys::recv_uninit(fd, buf))
 }
 
 /// [`poll_read`] into several buffers.
@@ -317,6 +330,20 @@ macro_rules! stream_socket {
             /// Reads into `buf` without removing the data from the queue.
             pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
                 $crate::stream::peek(self, buf).await
+            }
+
+            /// Reads into memory that may be uninitialised, as `poll_read`
+            /// does into `&mut [u8]`: on `Ready(Ok(n))` the first `n` bytes
+            /// of `buf` are initialised (`n == 0` is end of stream). For
+            /// adapters to APIs that hand out uninitialised buffers (hyper's
+            /// read cursor, tokio's `ReadBuf`), which would otherwise zero
+            /// the buffer before every read.
+            pub fn poll_read_uninit(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> std::task::Poll<io::Result<usize>> {
+                $crate::stream::poll_read_uninit(self, cx, buf)
             }
 
             /// Waits until a read would not block.

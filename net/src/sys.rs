@@ -185,6 +185,14 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     unsafe { syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)) }.map(|n| n as usize)
 }
 
+/// `recv` into memory that may be uninitialised: the kernel only writes.
+pub(crate) fn recv_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe the live, writable slice
+    // `buf`; recv writes bytes into it and never reads it, so it need not
+    // be initialised.
+    unsafe { syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)) }.map(|n| n as usize)
+}
+
 /// `readv` into `bufs` (at most [`MAX_IOV`] of them).
 pub(crate) fn recv_vectored(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
     let bufs = iov_window_mut(bufs);
