@@ -419,7 +419,7 @@ fn set_action(signal: c_int, action: &libc::sigaction) -> io::Result<()> {
 ///
 /// Creating the first listener of a signal installs tarn's handler for it;
 /// dropping the last puts back the action it replaced (see the
-/// [module docs](self)). A `Signals` is [`Send`], so a task that owns one
+/// module docs). A `Signals` is [`Send`], so a task that owns one
 /// can move between the threads of a multi-threaded executor; receiving
 /// takes `&mut self` (one task receives from a listener; a task that wants
 /// its own view of the signals creates its own).

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod children;
+
 use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
