@@ -146,6 +146,50 @@ fn hyper_server_echoes_a_10_mib_post_over_both_protocols() {
     }
 }
 
+/// The peak resident memory of process `pid`, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn hyper_server_streams_a_100_mib_post_without_holding_it() {
+    let (server, addr) = Running::server("hyper_server");
+    let body = TempFile::new("post-100m.bin");
+    let data = random_bytes(100 * 1024 * 1024, 100);
+    std::fs::write(&body.0, &data).unwrap();
+    let url = format!("http://{addr}/echo");
+    // `--upload-file` streams the file (`--data-binary @` would load it).
+    let echoed = TempFile::new("echoed-100m.bin");
+    let args = [
+        "-sS",
+        "--max-time",
+        "120",
+        "-X",
+        "POST",
+        "-H",
+        "expect:",
+        "--upload-file",
+        body.path(),
+        "-o",
+        echoed.path(),
+        &url,
+    ];
+    curl_ok(&args);
+    let back = std::fs::read(&echoed.0).unwrap();
+    assert_eq!(back.len(), data.len());
+    assert_eq!(fnv1a(FNV_START, &back), fnv1a(FNV_START, &data));
+    // The body passed through in frames: the server never held more than
+    // a fraction of it.
+    let peak = peak_rss_kib(server.child.id());
+    eprintln!("hyper_server peak RSS after a 100 MiB echo: {peak} KiB");
+    assert!(
+        peak < 40 * 1024,
+        "the server's peak RSS was {peak} KiB for a 100 MiB echo"
+    );
+}
+
 #[test]
 fn hyper_server_serves_h2load_without_a_failure() {
     let (_server, addr) = Running::server("hyper_server");
