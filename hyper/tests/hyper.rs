@@ -321,3 +321,34 @@ fn reset_moves_the_same_sleep() {
         assert!(Instant::now() >= deadline);
     });
 }
+
+#[test]
+fn shutdown_lets_http2_streams_in_flight_finish() {
+    let _watchdog = watchdog(
+        "shutdown_lets_http2_streams_in_flight_finish",
+        Duration::from_secs(30),
+    );
+    tarn::block_on(async {
+        let (addr, stop, server) = start(Server::new()).await;
+        let mut h2 = tarn_hyper::client::http2::<Empty<Bytes>>(addr)
+            .await
+            .unwrap();
+        let requests: Vec<_> = (0..3)
+            .map(|_| {
+                let request = Request::get("http://x/slow?ms=300")
+                    .body(Empty::new())
+                    .unwrap();
+                tarn::spawn(h2.send_request(request))
+            })
+            .collect();
+        tarn::Timer::after(Duration::from_millis(100)).await;
+        drop(stop);
+        for request in requests {
+            let response = request.await.unwrap().unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"done");
+        }
+        let served = server.await.unwrap().unwrap();
+        assert_eq!((served.accepted, served.dropped), (1, 0), "{served}");
+    });
+}
