@@ -145,6 +145,12 @@ impl<T: AsyncRead + 'static> hyper::rt::Read for TarnIo<T> {
         let len = buf.remaining().min(ZEROED_READ);
         let window = buf.initialize_unfilled_to(len);
         let n = ready!(this.inner.poll_read(cx, window))?;
+        if n > len {
+            // A broken reader; believing it would hand hyper bytes that
+            // were never written.
+            let e = format!("AsyncRead::poll_read reported {n} bytes read into a {len}-byte buffer");
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+        }
         // SAFETY: `initialize_unfilled_to` initialised the window and the
         // read filled `n <= len` bytes of it.
         unsafe { buf.advance(n) };

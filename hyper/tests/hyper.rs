@@ -352,3 +352,34 @@ fn shutdown_lets_http2_streams_in_flight_finish() {
         assert_eq!((served.accepted, served.dropped), (1, 0), "{served}");
     });
 }
+
+/// A futures-io reader that claims to have read more than it was given.
+struct OverReporting;
+
+impl tarn::io::AsyncRead for OverReporting {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len() + 1000))
+    }
+}
+
+#[test]
+fn a_reader_that_over_reports_is_an_error_not_uninitialised_data() {
+    use hyper::rt::Read as _;
+    let mut storage = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+    let mut buf = hyper::rt::ReadBuf::uninit(&mut storage);
+    let mut io = TarnIo::new(OverReporting);
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let poll = Pin::new(&mut io).poll_read(&mut cx, buf.unfilled());
+    let std::task::Poll::Ready(result) = poll else {
+        panic!("pending")
+    };
+    let e = result.expect_err("an impossible read count was accepted");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("17384 bytes read into a 16384-byte buffer"), "{e}");
+    assert!(buf.filled().is_empty());
+}
