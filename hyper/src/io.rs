@@ -148,7 +148,8 @@ impl<T: AsyncRead + 'static> hyper::rt::Read for TarnIo<T> {
         if n > len {
             // A broken reader; believing it would hand hyper bytes that
             // were never written.
-            let e = format!("AsyncRead::poll_read reported {n} bytes read into a {len}-byte buffer");
+            let e =
+                format!("AsyncRead::poll_read reported {n} bytes read into a {len}-byte buffer");
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
         }
         // SAFETY: `initialize_unfilled_to` initialised the window and the

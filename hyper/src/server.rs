@@ -1,14 +1,14 @@
 //! [`Server`]: an accept loop with a task per connection, HTTP/1.1 and
 //! HTTP/2 on one port, and graceful shutdown.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -54,9 +54,19 @@ impl Accept for UnixListener {
 /// Each connection is read first: a connection that opens with HTTP/2's
 /// preface is served as HTTP/2 (prior-knowledge h2c, or h2 after TLS ALPN),
 /// anything else as HTTP/1.1, with upgrades (WebSockets) allowed. hyper's
-/// timer is [`TarnTimer`], so HTTP/1's header read timeout is on (30 s by
-/// default: a client that opens a connection and never finishes its
-/// request head is dropped).
+/// timer is [`TarnTimer`], so HTTP/1's header read timeout is on. A new
+/// connection must deliver its first request within the
+/// [first request timeout](Server::first_request_timeout) (TLS handshake
+/// included), and each later request head on a kept-alive HTTP/1.1
+/// connection within the header read timeout (both 30 s by default), so a
+/// client that connects and goes silent is dropped. Idle HTTP/2
+/// connections are hyper's to bound (`server.http().http2()
+/// .keep_alive_interval(..)`).
+///
+/// A connection is a task on the calling thread's tarn executor, so `serve`
+/// runs inside [`tarn::block_on`]. A panic in the service ends that
+/// connection alone (tarn's executor catches it; it counts in
+/// [`Served::failed`]). Dropping the `serve` future drops its connections.
 ///
 /// When the `shutdown` future given to [`serve`](Server::serve)
 /// completes, the server
@@ -93,6 +103,7 @@ impl Accept for UnixListener {
 pub struct Server {
     builder: auto::Builder<TarnExecutor>,
     grace: Duration,
+    first_request_timeout: Duration,
 }
 
 /// What a [`Server`] did, returned when it has shut down.
@@ -101,8 +112,9 @@ pub struct Server {
 pub struct Served {
     /// Connections accepted.
     pub accepted: u64,
-    /// Connections that ended with an error (a peer that sent garbage or
-    /// reset, a timeout, a failed TLS handshake).
+    /// Connections that ended with an error before shutdown began: a peer
+    /// that sent garbage or reset, a first request that never came, a
+    /// failed TLS handshake, a panicking service.
     pub failed: u64,
     /// Connections still open when the grace period ran out, and dropped.
     pub dropped: u64,
@@ -137,6 +149,7 @@ impl Server {
         Server {
             builder,
             grace: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(30),
         }
     }
 
@@ -144,6 +157,24 @@ impl Server {
     /// `server.http().http1().header_read_timeout(..)`).
     pub fn http(&mut self) -> &mut auto::Builder<TarnExecutor> {
         &mut self.builder
+    }
+
+    /// How long a new connection has to deliver its first request (30 s by
+    /// default), counted from `accept`: the TLS handshake of
+    /// [`serve_with`](Server::serve_with), the reading of the first bytes
+    /// that tell HTTP/1.1 from HTTP/2, and the first request's head. A
+    /// connection that takes longer is closed, and counts in
+    /// [`Served::failed`].
+    ///
+    /// hyper's own header read timeout starts only once the protocol is
+    /// known, so without this bound a client that connects and sends
+    /// nothing (or a partial HTTP/2 preface, or never finishes its TLS
+    /// handshake) would hold its connection for ever. Later requests on a
+    /// kept-alive HTTP/1.1 connection are bounded by the header read
+    /// timeout.
+    pub fn first_request_timeout(mut self, timeout: Duration) -> Server {
+        self.first_request_timeout = timeout;
+        self
     }
 
     /// How long shutdown waits for open connections before it drops them.
@@ -206,9 +237,14 @@ impl Server {
         B: Body + 'static,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
-        let builder = Rc::new(self.builder);
+        let shared = Rc::new(Shared {
+            builder: self.builder,
+            first_request_timeout: self.first_request_timeout,
+            failed: Cell::new(0),
+        });
+        // Owned here alone: if this future is dropped, so is `open`, and
+        // its drop aborts the connections (they hold it weakly).
         let open = Rc::new(RefCell::new(Open::default()));
-        let failed = Rc::new(std::cell::Cell::new(0u64));
         let mut accepted = 0u64;
         let mut shutdown = pin!(shutdown);
         loop {
@@ -234,14 +270,16 @@ impl Server {
             accepted += 1;
             let (stop, stopped) = oneshot::channel::<()>();
             let id = open.borrow_mut().next_id();
+            let registration = Registration {
+                open: Rc::downgrade(&open),
+                shared: Rc::clone(&shared),
+                id,
+            };
             let task = tarn::spawn(connection(
                 handshake(conn),
                 service.clone(),
-                builder.clone(),
                 stopped,
-                Rc::clone(&open),
-                Rc::clone(&failed),
-                id,
+                registration,
             ));
             open.borrow_mut().live.insert(id, (stop, task));
         }
@@ -274,10 +312,17 @@ impl Server {
         }
         Ok(Served {
             accepted,
-            failed: failed.get(),
+            failed: shared.failed.get(),
             dropped,
         })
     }
+}
+
+/// What every connection of one `serve` reads.
+struct Shared {
+    builder: auto::Builder<TarnExecutor>,
+    first_request_timeout: Duration,
+    failed: Cell<u64>,
 }
 
 /// The connections being served, each with the sender whose drop asks it
@@ -295,16 +340,54 @@ impl Open {
     }
 }
 
+impl Drop for Open {
+    /// `serve` was dropped before it shut down: its connections go with it.
+    fn drop(&mut self) {
+        for (_, (_stop, task)) in self.live.drain() {
+            task.abort();
+        }
+    }
+}
+
+/// A connection's place in [`Open`], which it leaves however its task ends
+/// (returns, panics or is aborted); a panic counts as a failure.
+struct Registration {
+    open: Weak<RefCell<Open>>,
+    shared: Rc<Shared>,
+    id: u64,
+}
+
+impl Registration {
+    fn failed(&self) {
+        self.shared.failed.set(self.shared.failed.get() + 1);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.failed();
+        }
+        if let Some(open) = self.open.upgrade() {
+            // Not borrowed here: `serve` takes its tasks out before it
+            // aborts any, and `Open`'s own drop has no strong count left.
+            open.borrow_mut().live.remove(&self.id);
+        }
+    }
+}
+
 /// Serves one connection: its handshake, then HTTP until the peer is done
 /// or `stop` fires, after which it finishes what is in flight.
+///
+/// Until the service sees a first request, the whole connection (handshake
+/// and protocol detection included) is bounded by the first request
+/// timeout. The connection is always polled before `stop`, so a request
+/// that had already arrived when shutdown began is still served.
 async fn connection<F, IO, S, B>(
     handshake: F,
     service: S,
-    builder: Rc<auto::Builder<TarnExecutor>>,
     stop: oneshot::Receiver<()>,
-    open: Rc<RefCell<Open>>,
-    failed: Rc<std::cell::Cell<u64>>,
-    id: u64,
+    registration: Registration,
 ) where
     F: Future<Output = io::Result<IO>>,
     IO: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
@@ -314,42 +397,88 @@ async fn connection<F, IO, S, B>(
     B: Body + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let shared = Rc::clone(&registration.shared);
     let mut stop = pin!(stop);
-    let ok = async {
-        // A shutdown during the handshake ends the connection at once.
-        let io = {
-            let mut handshake = pin!(handshake);
-            poll_fn(|cx| {
-                if stop.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                handshake.as_mut().poll(cx).map(Some)
-            })
-            .await
-        };
-        let io = match io {
-            None => return true,
-            Some(Ok(io)) => io,
-            Some(Err(_)) => return false,
-        };
-        let conn = builder.serve_connection_with_upgrades(TarnIo::new(io), service);
-        let mut conn = pin!(conn);
-        let mut stopping = false;
+    let mut stopping = false;
+    let started = Rc::new(Cell::new(false));
+    let mut first_request = Some(Timer::after(shared.first_request_timeout));
+    // Whether the first request is overdue (which ends the connection).
+    let mut overdue = |cx: &mut std::task::Context<'_>| match &mut first_request {
+        Some(_) if started.get() => {
+            first_request = None;
+            false
+        }
+        Some(timer) => Pin::new(timer).poll(cx).is_ready(),
+        None => false,
+    };
+
+    let io = {
+        let mut handshake = pin!(handshake);
         poll_fn(|cx| {
-            if !stopping && stop.as_mut().poll(cx).is_ready() {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
+            if let Poll::Ready(io) = handshake.as_mut().poll(cx) {
+                return Poll::Ready(io.map(Some));
             }
-            conn.as_mut().poll(cx)
+            if overdue(cx) {
+                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            }
+            // Shut down before HTTP began: not a failure.
+            stop.as_mut().poll(cx).map(|_| Ok(None))
         })
         .await
-        .is_ok()
-    }
+    };
+    let io = match io {
+        Ok(Some(io)) => io,
+        Ok(None) => return,
+        Err(_) => return registration.failed(),
+    };
+    let service = FirstRequest {
+        inner: service,
+        started: Rc::clone(&started),
+    };
+    let conn = shared
+        .builder
+        .serve_connection_with_upgrades(TarnIo::new(io), service);
+    let mut conn = pin!(conn);
+    let result = poll_fn(|cx| {
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        if !stopping && overdue(cx) {
+            return Poll::Ready(None);
+        }
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            conn.as_mut().graceful_shutdown();
+            return conn.as_mut().poll(cx).map(Some);
+        }
+        Poll::Pending
+    })
     .await;
-    if !ok {
-        failed.set(failed.get() + 1);
+    match result {
+        // The first request never came.
+        None => registration.failed(),
+        // An error while shutting down is the shutdown cutting the
+        // connection short (an idle one still detecting its protocol).
+        Some(Err(_)) if !stopping => registration.failed(),
+        Some(_) => {}
     }
-    open.borrow_mut().live.remove(&id);
+}
+
+/// A service that notes its first call: the first request has arrived.
+struct FirstRequest<S> {
+    inner: S,
+    started: Rc<Cell<bool>>,
+}
+
+impl<S: Service<R>, R> Service<R> for FirstRequest<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: R) -> S::Future {
+        self.started.set(true);
+        self.inner.call(request)
+    }
 }
 
 /// Accept errors that concern one connection, not the listener.
