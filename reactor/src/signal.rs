@@ -41,6 +41,13 @@
 //! drives the reactor wakes them; it shows in [`Reactor::sources`] as one
 //! fd for good.
 //!
+//! When the last listener of a signal goes, its previous action comes back
+//! only if tarn's handler is still the one installed: a handler another
+//! library installed after tarn's stays.
+//!
+//! After `fork`, the child shares the pipe (and the parent's reactor)
+//! with its parent; listen for signals in one of the two only.
+//!
 //! Why not `signalfd` on Linux: it only receives a signal that is blocked
 //! in every thread of the process, including threads tarn did not start
 //! (a C library's, a runtime's, the test harness's), and a library cannot
@@ -362,13 +369,17 @@ impl Registry {
         Ok(())
     }
 
-    /// One listener of `signal` fewer: the last puts the previous action back.
+    /// One listener of `signal` fewer: the last puts the previous action
+    /// back, unless someone replaced tarn's handler meanwhile (another
+    /// library's handler, installed after tarn's, stays).
     fn detach(&mut self, signal: Signal, slot: usize) {
         self.listeners[slot] -= 1;
         if self.listeners[slot] == 0 {
             if let Some(previous) = self.previous[slot].take() {
-                // Cannot fail for a signal whose action could be set.
-                let _ = set_action(signal.0, &previous);
+                if current_handler(signal.0) == Some(handler_address()) {
+                    // Cannot fail for a signal whose action could be set.
+                    let _ = set_action(signal.0, &previous);
+                }
             }
         }
     }
@@ -385,7 +396,7 @@ fn install(signal: c_int) -> io::Result<libc::sigaction> {
     // SAFETY: sigaction is plain data; all zeros is a valid value (no
     // flags, `SIG_DFL`, no restorer), overwritten below.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_signal as extern "C" fn(c_int) as libc::sighandler_t;
+    action.sa_sigaction = handler_address();
     action.sa_flags = libc::SA_RESTART;
     // SAFETY: sigemptyset initialises the set it is given, which lives
     // for the call.
@@ -397,6 +408,22 @@ fn install(signal: c_int) -> io::Result<libc::sigaction> {
     // `sa_handler` without `SA_SIGINFO` requires.
     unsafe { syscall!(sigaction(signal, &action, &mut previous)) }?;
     Ok(previous)
+}
+
+/// tarn's handler as `sigaction` stores it.
+fn handler_address() -> libc::sighandler_t {
+    on_signal as extern "C" fn(c_int) as libc::sighandler_t
+}
+
+/// The handler `signal` has now (`None` if it cannot be read).
+fn current_handler(signal: c_int) -> Option<libc::sighandler_t> {
+    // SAFETY: sigaction is plain data; zeros are a valid value, which the
+    // call overwrites.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `current`,
+    // a live struct.
+    unsafe { syscall!(sigaction(signal, std::ptr::null(), &mut current)) }.ok()?;
+    Some(current.sa_sigaction)
 }
 
 /// Sets `signal`'s action to `action` (one `install` returned).
@@ -498,14 +525,16 @@ impl Signals {
         let pipe = registry.pipe()?;
         let mut watched: Vec<Watched> = Vec::with_capacity(wanted.len());
         for (signal, slot) in wanted {
+            // Read before the handler goes in: a delivery between the two
+            // is then reported, not swallowed (the handler would already
+            // have replaced the default action).
+            let seen = DELIVERED[slot].load(SeqCst);
             if let Err(e) = registry.attach(signal, slot) {
                 for done in &watched {
                     registry.detach(done.signal, done.slot);
                 }
                 return Err(e);
             }
-            // The handler is in place: from here on, deliveries count.
-            let seen = DELIVERED[slot].load(SeqCst);
             watched.push(Watched { signal, slot, seen });
         }
         drop(registry);
@@ -658,6 +687,15 @@ impl fmt::Debug for Signals {
 /// # Errors
 ///
 /// Those of [`Signals::new`], from the first poll.
+///
+/// # In a loop
+///
+/// Call it once, before the loop, and poll the same future each time round
+/// (it is `Unpin`: `select(&mut ctrl_c, work)`). A `ctrl_c()` made afresh in
+/// every iteration, as tokio's examples do, leaves a gap between one
+/// future's drop and the next one's creation in which `SIGINT` has its
+/// default action back, and a Ctrl-C landing there ends the program. The
+/// same holds for a [`Signals`] dropped and re-created.
 ///
 /// ```no_run
 /// tarn_reactor::drive(async {

@@ -178,6 +178,27 @@ fn the_previous_action_comes_back_when_the_last_listener_drops() {
 }
 
 #[test]
+fn a_handler_installed_after_tarn_is_left_alone_when_the_last_listener_drops() {
+    bounded("a_handler_installed_after_tarn", || {
+        let sig = libc::SIGTTIN;
+        let original = action_of(sig);
+        let listener = Signals::new([Signal::from_raw(sig)]).unwrap();
+        // Another library takes the signal over while tarn listens.
+        // SAFETY: as in `action_of`.
+        let mut later: libc::sigaction = unsafe { mem::zeroed() };
+        later.sa_sigaction = earlier_handler_address();
+        set_action(sig, &later);
+        drop(listener);
+        assert_eq!(
+            action_of(sig).sa_sigaction,
+            earlier_handler_address(),
+            "tarn put its old action over a handler installed after it"
+        );
+        set_action(sig, &original);
+    });
+}
+
+#[test]
 fn a_burst_is_one_item_and_the_last_delivery_is_never_lost() {
     bounded("a_burst_is_one_item", || {
         drive(async {
