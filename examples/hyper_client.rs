@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Exits 0 on a 2xx status, 1 on any other status, 2 on a connection
-//! error or timeout (10 s), with one line on stderr naming the address.
+//! error or a timeout (10 s, or `--timeout SECS`, for the whole exchange
+//! from the name lookup to the body's last byte), with one line on stderr
+//! naming the address.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -20,19 +22,29 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, Uri};
 
 fn main() -> ExitCode {
+    let usage = "usage: hyper_client [--http2] [--timeout SECS] http://HOST:PORT/PATH";
     let mut http2 = false;
+    let mut limit = Duration::from_secs(10);
     let mut url = None;
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--http2" => http2 = true,
+            "--timeout" => match args.next().and_then(|secs| secs.parse().ok()) {
+                Some(secs) => limit = Duration::from_secs_f64(secs),
+                None => {
+                    eprintln!("hyper_client: --timeout takes a number of seconds; {usage}");
+                    return ExitCode::from(2);
+                }
+            },
             _ => url = Some(arg),
         }
     }
     let Some(url) = url else {
-        eprintln!("usage: hyper_client [--http2] http://HOST:PORT/PATH");
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    match tarn::block_on(get(&url, http2)) {
+    match tarn::block_on(get(&url, http2, limit)) {
         Ok(status) if status.is_success() => ExitCode::SUCCESS,
         Ok(status) => {
             eprintln!("hyper_client: {url}: {status}");
@@ -45,7 +57,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn get(url: &str, http2: bool) -> io::Result<hyper::StatusCode> {
+async fn get(url: &str, http2: bool, limit: Duration) -> io::Result<hyper::StatusCode> {
     let uri: Uri = url
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
@@ -55,15 +67,15 @@ async fn get(url: &str, http2: bool) -> io::Result<hyper::StatusCode> {
     }
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(80);
-    let addr = resolve(host, port).await?;
+    let authority = uri.authority().map_or(host, |a| a.as_str());
     let request = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(
-            hyper::header::HOST,
-            uri.authority().map_or(host, |a| a.as_str()),
-        )
+        .header(hyper::header::HOST, authority)
         .body(Empty::<Bytes>::new())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // The limit covers everything: the name lookup, connect, request and
+    // the whole body.
     let exchange = async {
+        let addr = resolve(host, port).await?;
         let response = if http2 {
             let mut sender = tarn_hyper::client::http2(addr).await?;
             sender.send_request(request).await
@@ -74,14 +86,10 @@ async fn get(url: &str, http2: bool) -> io::Result<hyper::StatusCode> {
         let response = response.map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
         print_body(response, addr).await
     };
-    tarn::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{addr}: timed out after 10 s"),
-            )
-        })?
+    tarn::timeout(limit, exchange).await.map_err(|_| {
+        let e = format!("{host}:{port}: timed out after {limit:?}");
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    })?
 }
 
 async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
@@ -104,7 +112,9 @@ async fn print_body(
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
         if let Some(data) = frame.data_ref() {
-            stdout.write_all(data)?;
+            stdout
+                .write_all(data)
+                .map_err(|e| io::Error::new(e.kind(), format!("writing {addr}'s body: {e}")))?;
         }
     }
     stdout.flush()?;

@@ -6,8 +6,9 @@
 //! openssl s_client -connect 127.0.0.1:7443 -CAfile /tmp/tarn.pem -quiet
 //! ```
 //!
-//! SIGINT or SIGTERM: stop accepting, let open connections end (up to
-//! 10 s), exit 0.
+//! SIGINT or SIGTERM: stop accepting, close each connection after the
+//! message in hand with a TLS close_notify (up to 10 s), exit 0. A client
+//! has 10 s to finish its handshake.
 
 #[path = "shared/tls.rs"]
 mod tls;
@@ -37,7 +38,10 @@ fn main() -> io::Result<()> {
         loop {
             match tarn::future::select(Box::pin(listener.accept()), Box::pin(signals.recv())).await
             {
-                Either::Left((Ok((tcp, _)), _)) => connections.spawn(echo(acceptor.clone(), tcp)),
+                Either::Left((Ok((tcp, _)), _)) => {
+                    let acceptor = acceptor.clone();
+                    connections.spawn(|stop| echo(acceptor, tcp, stop))
+                }
                 Either::Left((Err(e), _)) => eprintln!("accept: {e}"),
                 Either::Right((signal, _)) => {
                     eprintln!("{signal}: shutting down");
@@ -52,19 +56,20 @@ fn main() -> io::Result<()> {
     })
 }
 
-async fn echo(acceptor: TlsAcceptor, tcp: TcpStream) {
-    let Ok(mut tls) = acceptor.accept(tcp).await else {
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn echo(acceptor: TlsAcceptor, tcp: TcpStream, mut stop: tracked::Stop) {
+    let Ok(Ok(mut tls)) = tarn::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
         return;
     };
     let mut buf = vec![0; 16 * 1024];
-    loop {
-        match tls.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if tls.write_all(&buf[..n]).await.is_err() || tls.flush().await.is_err() {
-                    break;
-                }
-            }
+    // Until the peer closes, an error, or shutdown (then close_notify).
+    while let Either::Left((Ok(n @ 1..), _)) =
+        tarn::future::select(tls.read(&mut buf), &mut stop).await
+    {
+        if tls.write_all(&buf[..n]).await.is_err() || tls.flush().await.is_err() {
+            break;
         }
     }
     let _ = tls.close().await;

@@ -12,15 +12,15 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::children::{curl_ok, example, wait_output, Running, CHILD_PATIENCE};
-use tarn_test_support::{fnv1a, random_bytes, rerun_on_poll_and_select, FNV_START};
+use common::children::{curl_ok, example, Running, CHILD_PATIENCE};
+use tarn_test_support::{fnv1a, open_fds_of, random_bytes, rerun_on_poll_and_select, FNV_START};
 
 #[test]
 fn on_poll_and_select_backends() {
@@ -60,10 +60,10 @@ fn run_tool(program: &str, package: &str, args: &[&str]) -> Output {
     }
 }
 
-/// Sends SIGTERM to the example.
-fn terminate(server: &Running) {
+/// Sends `signal` (SIGTERM, SIGINT) to the example.
+fn terminate(server: &Running, signal: libc::c_int) {
     // SAFETY: kill takes plain integers; the pid is our own child's.
-    let rc = unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
+    let rc = unsafe { libc::kill(server.child.id() as libc::pid_t, signal) };
     assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
 }
 
@@ -110,7 +110,7 @@ fn hyper_server_speaks_http1_and_h2c_to_curl() {
     assert_eq!(status, "404");
     let slow = format!("http://{addr}/slow?ms=20");
     assert_eq!(curl_ok(&["-sS", "--max-time", "30", &slow]), "done");
-    terminate(&server);
+    terminate(&server, libc::SIGTERM);
     assert_exits_cleanly(server);
 }
 
@@ -218,19 +218,23 @@ fn hyper_server_serves_h2load_without_a_failure() {
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_then_refuses_and_exits_0() {
     let (server, addr) = Running::server("hyper_server");
-    let url = format!("http://{addr}/slow?ms=1500");
-    let slow = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-w", " %{http_code}", &url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("curl (apt-get install curl)");
-    // Give curl time to send the request (it takes 1.5 s to answer), so
-    // that it is in flight, not merely queued, when the signal comes.
-    std::thread::sleep(Duration::from_millis(400));
-    terminate(&server);
-    // New connections are refused soon after the signal.
+    let fds = open_fds_of(server.child.id());
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(CHILD_PATIENCE)).unwrap();
+    slow.write_all(b"GET /slow?ms=1500 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    // The request is in the server's socket; once the server has accepted
+    // the connection (one more fd), the request is in flight.
     let deadline = Instant::now() + CHILD_PATIENCE;
+    while open_fds_of(server.child.id()) == fds {
+        assert!(
+            Instant::now() < deadline,
+            "the connection was never accepted"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    terminate(&server, libc::SIGTERM);
+    // New connections are refused soon after the signal.
     loop {
         match TcpStream::connect(addr) {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
@@ -241,14 +245,37 @@ fn sigterm_lets_a_request_in_flight_finish_then_refuses_and_exits_0() {
             }
         }
     }
-    let out = wait_output(slow, CHILD_PATIENCE);
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "done 200");
+    let mut response = String::new();
+    slow.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response:?}");
+    assert!(response.ends_with("done"), "{response:?}");
     assert_exits_cleanly(server);
+}
+
+#[test]
+fn hyper_server_answers_expect_100_continue_before_the_body() {
+    let (_server, addr) = Running::server("hyper_server");
+    let body = TempFile::new("continue.bin");
+    std::fs::write(&body.0, random_bytes(1024 * 1024, 7)).unwrap();
+    let url = format!("http://{addr}/echo");
+    let args = [
+        "-sS",
+        "-v",
+        "--max-time",
+        "30",
+        "-X",
+        "POST",
+        "--upload-file",
+        body.path(),
+        "-o",
+        "/dev/null",
+        &url,
+    ];
+    let out = common::children::curl(&args);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl: {trace}");
+    // Without it, curl waits a second ("Done waiting for 100-continue").
+    assert!(trace.contains("HTTP/1.1 100 Continue"), "{trace}");
 }
 
 #[test]
@@ -281,7 +308,7 @@ fn https_server_negotiates_h2_and_http1_with_a_verified_certificate() {
         !untrusted.status.success(),
         "curl trusted a self-signed certificate"
     );
-    terminate(&server);
+    terminate(&server, libc::SIGTERM);
     assert_exits_cleanly(server);
 }
 
@@ -314,7 +341,7 @@ fn tls_echo_echoes_to_openssl_s_client() {
     drop(stdin);
     let _ = client.kill();
     let _ = client.wait();
-    terminate(&server);
+    terminate(&server, libc::SIGTERM);
     assert_exits_cleanly(server);
 }
 
@@ -351,7 +378,52 @@ fn websocket_echo_talks_to_python_websockets() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
-    terminate(&server);
+    terminate(&server, libc::SIGTERM);
+    assert_exits_cleanly(server);
+}
+
+/// A Python client that connects, says so, and waits for the server to
+/// close: prints the close code it got.
+const WEBSOCKET_WAITER: &str = r#"
+import asyncio, sys
+import websockets
+
+async def main(url):
+    async with websockets.connect(url) as ws:
+        print("connected", flush=True)
+        try:
+            await ws.recv()
+        except websockets.ConnectionClosed as closed:
+            print("closed", closed.rcvd.code if closed.rcvd else None, flush=True)
+
+asyncio.run(asyncio.wait_for(main(sys.argv[1]), 30))
+"#;
+
+#[test]
+fn websocket_echo_closes_open_connections_with_1001_on_sigint() {
+    let (server, addr) = Running::server("websocket_echo");
+    let url = format!("ws://{addr}/");
+    let mut client = Command::new("python3")
+        .args(["-c", WEBSOCKET_WAITER, &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let first = lines.next().map(|l| l.unwrap());
+    assert_eq!(
+        first.as_deref(),
+        Some("connected"),
+        "the client never connected"
+    );
+    terminate(&server, libc::SIGINT);
+    let last = lines.next().map(|l| l.unwrap());
+    let _ = client.wait();
+    assert_eq!(
+        last.as_deref(),
+        Some("closed 1001"),
+        "the server did not say it was going away"
+    );
     assert_exits_cleanly(server);
 }
 
@@ -391,6 +463,20 @@ fn hyper_client_gets_from_hyper_server_and_names_a_refused_address() {
         stderr.contains(&closed.to_string()) && stderr.contains("refused"),
         "{stderr}"
     );
+
+    // A server that accepts (the kernel does, into the backlog) but never
+    // answers: the client gives up at its timeout, saying where.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let timed_out = Command::new(example("hyper_client"))
+        .args(["--timeout", "0.5", &format!("http://{silent_addr}/")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&timed_out.stderr);
+    assert_eq!(timed_out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let named = stderr.contains(&silent_addr.to_string()) && stderr.contains("timed out");
+    assert!(named, "{stderr}");
 }
 
 #[test]
