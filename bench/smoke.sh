@@ -7,3 +7,6 @@ cargo run --release --manifest-path bench/Cargo.toml --bin selector -- --quick
 cargo run --release --manifest-path bench/Cargo.toml --bin executor -- --quick
 # The servers against tokio and smol: one round of 2 s runs (about 40 s).
 bench/run.sh --quick
+# hyper on tarn against hyper on tokio: one round of 1 s runs and small
+# callgrind batches, without the tarn-hyper Server variant (about 17 s).
+bash bench/hyper.sh --quick --no-server

@@ -13,6 +13,10 @@
 //! tarn median (tarn under tokio's executor against tarn's own, the poll
 //! backend against epoll, ...). Rows without a base show `—` there.
 //!
+//! A contender with no measurement in any row (smol in `hyper.sh`'s
+//! results) gets no column, nor does its ratio; nor does `tarn/base` when
+//! no row has a base.
+//!
 //! ```text
 //! report results.tsv
 //! ```
@@ -143,34 +147,64 @@ fn main() -> ExitCode {
         rows.entry(bench.to_string()).or_default().values[i].push(value);
     }
 
-    let mut medians = vec![vec![
-        "benchmark".to_string(),
-        "tarn".into(),
-        "tokio".into(),
-        "smol".into(),
-        "tarn/tokio".into(),
-        "smol/tokio".into(),
-        "tarn/base".into(),
-    ]];
-    let mut ranges = vec![vec![
-        "benchmark (min–max)".to_string(),
-        "tarn".into(),
-        "tokio".into(),
-        "smol".into(),
-    ]];
+    // The contenders with a figure somewhere, and whether a row has a base.
+    let present: Vec<bool> = (0..CONTENDERS.len())
+        .map(|i| rows.values().any(|r| !r.values[i].is_empty()))
+        .collect();
+    let based = rows.values().any(|r| r.base.is_some());
+    let (tarn, tokio, smol) = (present[0], present[1], present[2]);
+    let shown = |values: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        values
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| **p)
+            .map(|(v, _)| v.clone())
+            .collect()
+    };
+
+    let names: Vec<String> = CONTENDERS
+        .iter()
+        .zip(&present)
+        .filter(|(_, p)| **p)
+        .map(|(c, _)| c.to_string())
+        .collect();
+    let mut head = vec!["benchmark".to_string()];
+    head.extend(names.iter().cloned());
+    for (show, name) in [
+        (tarn && tokio, "tarn/tokio"),
+        (smol && tokio, "smol/tokio"),
+        (based, "tarn/base"),
+    ] {
+        if show {
+            head.push(name.into());
+        }
+    }
+    let mut medians = vec![head];
+    let mut ranges = vec![vec!["benchmark (min–max)".to_string()]];
+    ranges[0].extend(names);
     for bench in &order {
         let row = &rows[bench];
         let m: Vec<Option<f64>> = row.values.iter().map(|v| median(v)).collect();
         let mut line = vec![bench.clone()];
-        line.extend(m.iter().map(|x| x.map_or(NONE.into(), fmt)));
-        line.push(ratio(m[0], m[1]));
-        line.push(ratio(m[2], m[1]));
-        let base = row.base.as_ref().and_then(|b| rows.get(b));
-        line.push(ratio(m[0], base.and_then(|b| median(&b.values[0]))));
+        line.extend(
+            shown(&row.values)
+                .iter()
+                .map(|v| median(v).map_or(NONE.into(), fmt)),
+        );
+        if tarn && tokio {
+            line.push(ratio(m[0], m[1]));
+        }
+        if smol && tokio {
+            line.push(ratio(m[2], m[1]));
+        }
+        if based {
+            let base = row.base.as_ref().and_then(|b| rows.get(b));
+            line.push(ratio(m[0], base.and_then(|b| median(&b.values[0]))));
+        }
         medians.push(line);
 
         let mut line = vec![bench.clone()];
-        for v in &row.values {
+        for v in shown(&row.values) {
             let lo = v.iter().copied().reduce(f64::min);
             let hi = v.iter().copied().reduce(f64::max);
             line.push(match (lo, hi) {
