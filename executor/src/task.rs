@@ -45,8 +45,9 @@ pub(crate) struct Header {
     vtable: &'static TaskVTable,
     /// The task's key in the executor's task table (executor's thread only).
     key: Cell<usize>,
-    /// True from a wake until the task is next polled: repeated wakes queue
-    /// the task once.
+    /// True from a wake until the task is next polled (repeated wakes queue
+    /// the task once), and for good once its future is gone (wakes of a
+    /// finished task queue nothing).
     scheduled: AtomicBool,
     // Touched on the executor's thread only.
     /// The future has not been dropped yet.
@@ -176,6 +177,10 @@ impl<F: Future> RawTask<F> {
         let mut result = result;
         let mut leftover = None;
         if header.alive.replace(false) {
+            // Nothing is left to poll: a wake from now on (h2 wakes each
+            // stream's task once more after it finished) finds the task
+            // scheduled already and queues nothing.
+            header.scheduled.store(true, Ordering::Release);
             // SAFETY: the future was alive (and is now marked dropped, so it
             // is dropped exactly once); nothing else touches it meanwhile.
             let dropped =
@@ -241,11 +246,12 @@ impl TaskRef {
     /// during the poll), so the executor drops it from its table.
     pub(crate) fn run(&self) -> bool {
         let header = self.header();
-        // Wakes from here on queue the task again.
-        header.scheduled.store(false, Ordering::Release);
         if !header.alive.get() {
+            // Queued before its future went; `scheduled` stays set.
             return false;
         }
+        // Wakes from here on queue the task again.
+        header.scheduled.store(false, Ordering::Release);
         header.polling.set(true);
         // SAFETY: the raw waker is this task's pointer with the waker vtable;
         // `ManuallyDrop` keeps it from releasing a reference it never took.

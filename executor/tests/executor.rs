@@ -543,3 +543,37 @@ fn executors_on_several_threads_share_the_reactor() {
 fn on_poll_and_select_backends() {
     rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
+
+#[test]
+fn a_wake_after_the_task_is_over_queues_nothing() {
+    // h2 wakes each stream's task once more after it has finished; such a
+    // wake must not cost a queue entry (nor a tick that delays the reactor).
+    let executor = LocalExecutor::new();
+    let stash: Rc<RefCell<Vec<std::task::Waker>>> = Rc::default();
+    let finished = {
+        let stash = Rc::clone(&stash);
+        executor.spawn(std::future::poll_fn(move |cx| {
+            stash.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Ready(())
+        }))
+    };
+    let aborted = {
+        let stash = Rc::clone(&stash);
+        executor.spawn(std::future::poll_fn(move |cx| {
+            stash.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::<()>::Pending
+        }))
+    };
+    assert!(executor.try_tick() && executor.try_tick());
+    assert!(!executor.try_tick());
+    assert!(finished.is_finished());
+    aborted.abort();
+    for waker in stash.borrow().iter() {
+        waker.wake_by_ref();
+        waker.wake_by_ref();
+    }
+    assert!(
+        !executor.try_tick(),
+        "a wake of a finished or aborted task was queued"
+    );
+}
