@@ -279,7 +279,12 @@ impl LocalExecutor {
                         (Poll::Pending, busy) => busy,
                     }
                 }
-                Some(Job::Task(task)) => inner.run_task(task),
+                Some(Job::Task(task)) => match inner.run_task(task) {
+                    Some(busy) => busy,
+                    // A stale entry is no tick: it must not bring the next
+                    // look at the reactor forward.
+                    None => continue,
+                },
             };
             ticks += 1;
             // A task that spent its I/O budget has others' I/O and timers
@@ -303,8 +308,9 @@ impl LocalExecutor {
         loop {
             match self.inner.next() {
                 Some(Job::Task(task)) => {
-                    self.inner.run_task(task);
-                    return true;
+                    if self.inner.run_task(task).is_some() {
+                        return true;
+                    }
                 }
                 // A stale wake of a `run` that has returned.
                 Some(Job::Main) => continue,
@@ -320,8 +326,9 @@ impl LocalExecutor {
         loop {
             match self.inner.next() {
                 Some(Job::Task(task)) => {
-                    self.inner.run_task(task);
-                    return;
+                    if self.inner.run_task(task).is_some() {
+                        return;
+                    }
                 }
                 Some(Job::Main) => {}
                 None => self.inner.parker.park(),
@@ -408,12 +415,14 @@ impl Inner {
 
     /// Polls a queued task; drops it from the table once it is over.
     /// Returns whether the task spent its whole I/O budget.
-    fn run_task(&self, task: TaskRef) -> bool {
+    /// Runs `task`; returns whether it spent its I/O budget, or `None` if
+    /// its future was already gone (a stale queue entry: nothing ran).
+    fn run_task(&self, task: TaskRef) -> Option<bool> {
         let (over, busy) = budget::with_budget(|| task.run());
-        if over {
+        if over? {
             self.forget(task.as_ptr());
         }
-        busy
+        Some(busy)
     }
 
     /// Drops the table's reference to a task whose future is gone (from

@@ -243,12 +243,14 @@ impl TaskRef {
 
     /// Polls the task (on the executor's thread) unless its future is gone.
     /// Returns whether the task is over (finished, or cancelled by itself
-    /// during the poll), so the executor drops it from its table.
-    pub(crate) fn run(&self) -> bool {
+    /// during the poll), so the executor drops it from its table; `None`
+    /// for an entry that outlived its future (woken during its last poll,
+    /// say), which ran nothing.
+    pub(crate) fn run(&self) -> Option<bool> {
         let header = self.header();
         if !header.alive.get() {
             // Queued before its future went; `scheduled` stays set.
-            return false;
+            return None;
         }
         // Wakes from here on queue the task again.
         header.scheduled.store(false, Ordering::Release);
@@ -265,14 +267,14 @@ impl TaskRef {
         let finished = unsafe { (header.vtable.poll)(self.0, &mut Context::from_waker(&waker)) };
         header.polling.set(false);
         if finished {
-            return true;
+            return Some(true);
         }
         if header.cancel.replace(false) {
             // SAFETY: on the executor's thread, after the poll.
             unsafe { (header.vtable.cancel)(self.0) };
-            return true;
+            return Some(true);
         }
-        false
+        Some(false)
     }
 
     /// Cancels the task: drops its future now, or right after its poll if

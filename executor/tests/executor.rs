@@ -577,3 +577,19 @@ fn a_wake_after_the_task_is_over_queues_nothing() {
         "a wake of a finished or aborted task was queued"
     );
 }
+
+#[test]
+fn a_wake_during_the_last_poll_is_no_tick() {
+    let executor = LocalExecutor::new();
+    let task = executor.spawn(std::future::poll_fn(|cx| {
+        // Woken while it finishes: the queue entry outlives the future.
+        cx.waker().wake_by_ref();
+        std::task::Poll::Ready(())
+    }));
+    assert!(executor.try_tick());
+    assert!(task.is_finished());
+    assert!(
+        !executor.try_tick(),
+        "the stale entry counted as a task run"
+    );
+}
