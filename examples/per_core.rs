@@ -7,13 +7,18 @@
 //! cargo run --release --example per_core               # listens on 127.0.0.1:7002
 //! cargo run --example client 127.0.0.1:7002            # or nc 127.0.0.1 7002
 //! ```
+//!
+//! `reuseport_listeners` makes the listeners here (the first fixes the
+//! port, with port 0 too); `PerCore` starts the threads, hands each its
+//! listener, which it adopts on its own thread, and runs its accept loop
+//! there. `TARN_PIN=1` pins executor `i` to the `i`-th allowed CPU.
 
 use std::io;
 use std::net::SocketAddr;
-use std::thread;
 
 use tarn::io::{AsyncReadExt, AsyncWriteExt};
-use tarn::net::{TcpListener, TcpSocket, TcpStream, DEFAULT_BACKLOG};
+use tarn::net::{reuseport_listeners, TcpListener, TcpStream};
+use tarn::PerCore;
 
 async fn echo(mut conn: TcpStream) -> io::Result<()> {
     let mut buf = [0; 4096];
@@ -26,16 +31,8 @@ async fn echo(mut conn: TcpStream) -> io::Result<()> {
     }
 }
 
-/// A listener on `addr` that shares the port with the others.
-fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = TcpSocket::new_for(&addr)?;
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(DEFAULT_BACKLOG)
-}
-
-async fn serve(core: usize, listener: TcpListener) -> io::Result<()> {
+async fn serve(core: usize, listener: std::net::TcpListener) -> io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
     loop {
         let (conn, peer) = listener.accept().await?;
         tarn::spawn(async move {
@@ -54,28 +51,15 @@ fn main() -> io::Result<()> {
         .unwrap_or("127.0.0.1:7002")
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let cores = thread::available_parallelism().map_or(1, |n| n.get());
-
-    // The first bind fixes the port (port 0 picks one); the rest share it.
-    let first = reuseport_listener(addr)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..cores {
-        listeners.push(reuseport_listener(addr)?);
-    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let listeners = reuseport_listeners(addr, cores)?;
+    let addr = listeners[0].local_addr()?;
     println!("per_core: listening on {addr} with {cores} executors");
 
-    let executors: Vec<_> = listeners
-        .into_iter()
-        .enumerate()
-        .map(|(core, listener)| {
-            thread::Builder::new()
-                .name(format!("executor-{core}"))
-                .spawn(move || tarn::block_on(serve(core, listener)))
-        })
-        .collect::<io::Result<_>>()?;
-    for executor in executors {
-        executor.join().expect("an executor thread panicked")?;
+    let pin = std::env::var_os("TARN_PIN").is_some_and(|v| v == "1");
+    let executors = PerCore::new().pin(pin).spawn_with(listeners, serve)?;
+    for result in executors.join() {
+        result.expect("an executor thread panicked")?;
     }
     Ok(())
 }

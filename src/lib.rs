@@ -49,7 +49,8 @@
 
 pub use tarn_blocking::{unblock, Unblock};
 pub use tarn_executor::{
-    block_on, spawn, yield_now, ExecutorBuilder, JoinError, JoinHandle, LocalExecutor, YieldNow,
+    block_on, spawn, yield_now, ExecutorBuilder, Executors, JoinError, JoinHandle, LocalExecutor,
+    PerCore, YieldNow,
 };
 pub use tarn_reactor::{
     timeout, Async, Readiness, SourceInfo, Stats, TimedOut, Timeout, Timer, WaitSlot,

@@ -1028,3 +1028,31 @@ fn poll_read_uninit_fills_uninitialised_memory_and_sees_end_of_stream() {
     })
     .unwrap();
 }
+
+#[test]
+fn reuseport_listeners_share_one_port_and_each_accepts() {
+    let listeners = tarn::net::reuseport_listeners("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    assert!(listeners.iter().all(|l| l.local_addr().unwrap() == addr));
+    let e = tarn::net::reuseport_listeners(addr, 0).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    // Every listener is adopted on an executor thread of its own; the
+    // kernel spreads connections over them, so connect until each has
+    // accepted one.
+    let executors = tarn::PerCore::new()
+        .spawn_with(listeners, |_, listener| async move {
+            let listener = TcpListener::from_std(listener).unwrap();
+            let (conn, _) = listener.accept().await.unwrap();
+            conn.nodelay().unwrap()
+        })
+        .unwrap();
+    let mut clients = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !executors.is_finished() {
+        assert!(Instant::now() < deadline, "some listener never accepted");
+        clients.push(std::net::TcpStream::connect(addr).unwrap());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Accepted streams inherit TCP_NODELAY from the listener.
+    assert!(executors.join().into_iter().all(|nodelay| nodelay.unwrap()));
+}

@@ -60,8 +60,10 @@ mod join;
 // The one-allocation task, reached through raw pointers.
 #[allow(unsafe_code)]
 mod task;
+mod threads;
 mod yield_now;
 
 pub use executor::{block_on, spawn, ExecutorBuilder, LocalExecutor};
 pub use join::{JoinError, JoinHandle};
+pub use threads::{Executors, PerCore};
 pub use yield_now::{yield_now, YieldNow};

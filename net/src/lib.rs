@@ -72,7 +72,7 @@ mod unix;
 
 pub use accept::{Incoming, Listener};
 pub use addr::ToSocketAddrs;
-pub use socket::{TcpSocket, DEFAULT_BACKLOG};
+pub use socket::{reuseport_listeners, TcpSocket, DEFAULT_BACKLOG};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, StreamSocket, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

@@ -175,6 +175,49 @@ impl TcpSocket {
     }
 }
 
+/// `count` listening sockets on `addr` sharing its port (`SO_REUSEPORT`),
+/// for the thread-per-core model: the kernel spreads incoming connections
+/// across them, and each executor thread adopts one with
+/// [`TcpListener::from_std`] on that thread (so that it is that thread's
+/// to drive). With port 0, the first picks a free port and the others
+/// share it. Each has `SO_REUSEADDR`, `TCP_NODELAY` (which accepted
+/// streams inherit), close-on-exec and the [`DEFAULT_BACKLOG`].
+///
+/// ```
+/// let listeners = tarn_net::reuseport_listeners("127.0.0.1:0".parse().unwrap(), 2)?;
+/// let port = listeners[0].local_addr()?.port();
+/// assert_eq!(listeners[1].local_addr()?.port(), port);
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// `InvalidInput` for a count of zero; otherwise those of socket, bind
+/// (naming the address) and listen.
+pub fn reuseport_listeners(
+    addr: SocketAddr,
+    count: usize,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    if count == 0 {
+        let e = "reuseport_listeners: a count of 0 listeners";
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
+    }
+    let mut addr = addr;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = TcpSocket::new_for(&addr)?;
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        sys::listen(&socket.fd, DEFAULT_BACKLOG)?;
+        let listener = std::net::TcpListener::from(socket.fd);
+        // The rest share the port the first got.
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
 fn clamp(size: u32) -> libc::c_int {
     size.min(libc::c_int::MAX as u32) as libc::c_int
 }

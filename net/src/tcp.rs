@@ -81,11 +81,16 @@ impl TcpListener {
     }
 
     /// Adopts a std listener (made non-blocking here). The streams it
-    /// accepts get `TCP_NODELAY`, as those of [`bind`](Self::bind) do.
+    /// accepts get `TCP_NODELAY`, as those of [`bind`](Self::bind) do:
+    /// inherited where the listener has it (one made by [`TcpSocket`] or
+    /// [`reuseport_listeners`](crate::reuseport_listeners)), set on each
+    /// accepted stream otherwise.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        let has_nodelay =
+            sys::getsockopt(listener.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0;
         Ok(TcpListener {
             io: Async::new(listener)?,
-            nodelay_on_accept: true,
+            nodelay_on_accept: !(ACCEPT_INHERITS_NODELAY && has_nodelay),
         })
     }
 
