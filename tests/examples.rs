@@ -89,6 +89,44 @@ fn echo_example_echoes_every_client() {
 }
 
 #[test]
+fn idle_echo_echoes_while_holding_buffers_only_for_data_in_hand() {
+    let (server, addr) = Running::server("idle_echo");
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    assert_echoes(&mut a, b"hello\n");
+    assert_echoes(&mut b, b"world\n");
+    // Far more than one pooled buffer (16 KiB), read while it is written.
+    let data = random_bytes(1024 * 1024, 3);
+    let mut reader = a.try_clone().unwrap();
+    let expected = data.clone();
+    let echoed = std::thread::spawn(move || {
+        let mut reply = vec![0; expected.len()];
+        reader.read_exact(&mut reply).unwrap();
+        reply == expected
+    });
+    a.write_all(&data).unwrap();
+    assert!(echoed.join().unwrap(), "the large echo differs");
+    // A thousand idle connections cost far less than a buffer each
+    // (`echo` holds 4 KiB per connection; a pooled buffer is 16 KiB).
+    let before = tarn_test_support::rss_kib_of(server.child.id());
+    let idle: Vec<TcpStream> = (0..1000).map(|_| connect(addr)).collect();
+    assert_echoes(&mut b, b"all accepted?\n");
+    let deadline = Instant::now() + CHILD_PATIENCE;
+    while tarn_test_support::open_fds_of(server.child.id()) < idle.len() + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connections were never accepted"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let grown = tarn_test_support::rss_kib_of(server.child.id()).saturating_sub(before);
+    assert!(
+        grown < 2 * 1024,
+        "1,000 idle connections grew RSS by {grown} KiB"
+    );
+}
+
+#[test]
 fn http_hello_answers_curl() {
     let (_server, addr) = Running::server("http_hello");
     let url = format!("http://{addr}/");
