@@ -53,15 +53,14 @@ pub use tarn_executor::{
     PerCore, YieldNow,
 };
 pub use tarn_reactor::{
-    timeout, Async, Readiness, SourceInfo, Stats, TimedOut, Timeout, Timer, WaitSlot,
+    reactors, timeout, Async, ReactorInfo, Readiness, SourceInfo, Stats, TimedOut, Timeout, Timer,
+    WaitSlot,
 };
 
-/// The reactor's counters and gauges: registered sources, wakers waiting
-/// to read or write, pending timers, and how many selects, events and
-/// wakeups there have been.
-///
-/// All zeros if the reactor could not be started (then nothing is
-/// registered with it either).
+/// The reactors' counters and gauges, summed over every reactor (each
+/// executor thread's and the shared one): registered sources, wakers
+/// waiting to read or write, pending timers, and how many selects, events
+/// and wakeups there have been.
 ///
 /// ```
 /// let before = tarn::stats();
@@ -73,11 +72,12 @@ pub use tarn_reactor::{
 /// # std::io::Result::Ok(())
 /// ```
 pub fn stats() -> Stats {
-    tarn_reactor::Reactor::try_get().map_or_else(|_| Stats::default(), |r| r.stats())
+    tarn_reactor::stats()
 }
 
 /// Every registered file descriptor, with how many tasks wait to read from
-/// it or write to it: what a stuck program is waiting for.
+/// it or write to it and which reactor it is registered with: what a stuck
+/// program is waiting for.
 ///
 /// ```
 /// use std::os::fd::AsRawFd;
@@ -89,7 +89,7 @@ pub fn stats() -> Stats {
 /// # std::io::Result::Ok(())
 /// ```
 pub fn sources() -> Vec<SourceInfo> {
-    tarn_reactor::Reactor::try_get().map_or_else(|_| Vec::new(), |r| r.sources())
+    tarn_reactor::sources()
 }
 
 /// The blocking pool behind [`unblock`]: [`try_unblock`](blocking::try_unblock),

@@ -83,7 +83,7 @@ fn peer_resets_mid_write_fail_only_their_own_tasks() {
             let victims = sized(8, 64);
             let bystander_bytes = sized(8 << 20, 64 << 20);
             const BYSTANDERS: usize = 4;
-            let start = common::Held::now();
+            let start = common::Held::start();
             let (flood_tx, flood_errors) = mpsc::channel::<io::Error>();
             // A connection that starts with b'F' gets an endless stream of
             // 1 MiB writes; any other byte, an echo (that byte included).
@@ -110,7 +110,7 @@ fn peer_resets_mid_write_fail_only_their_own_tasks() {
                     .detach();
                 }
             });
-            let serving = start.with_listener();
+            let serving = start.with_server();
             serving.wait_for("with the server started");
             let addr = server.addr();
 
@@ -190,7 +190,7 @@ fn half_closed_clients_still_read_the_whole_echo() {
         || {
             let clients = sized(32, 64);
             let bytes = sized(1 << 20, 16 << 20);
-            let start = common::Held::now();
+            let start = common::Held::start();
             let (done_tx, done) = mpsc::channel();
             let server = ServerThread::start(move |listener: TcpListener| async move {
                 loop {
@@ -202,7 +202,7 @@ fn half_closed_clients_still_read_the_whole_echo() {
                     .detach();
                 }
             });
-            let serving = start.with_listener();
+            let serving = start.with_server();
             serving.wait_for("with the server started");
             let addr = server.addr();
 
@@ -320,7 +320,7 @@ fn a_signal_storm_loses_no_data_and_fires_no_timer_early() {
             let bytes = sized(4 << 20, 64 << 20);
             let timer_rounds = sized(100, 2000);
             install_interrupting_handler();
-            let start = common::Held::now();
+            let start = common::Held::start();
             let (thread_tx, server_thread) = mpsc::channel();
             let server = ServerThread::start(move |listener: TcpListener| async move {
                 // SAFETY: pthread_self has no preconditions.
@@ -331,7 +331,7 @@ fn a_signal_storm_loses_no_data_and_fires_no_timer_early() {
                 }
             });
             let server_thread = server_thread.recv().unwrap();
-            let serving = start.with_listener();
+            let serving = start.with_server();
             serving.wait_for("with the server started");
             let addr = server.addr();
 
@@ -394,7 +394,7 @@ fn a_task_panicking_every_100th_connection_harms_no_other() {
         || {
             let connections = sized(1_000, 20_000);
             const LONG_LIVED: usize = 2;
-            let start = common::Held::now();
+            let start = common::Held::start();
             let handled = Arc::new(AtomicUsize::new(0));
             let handler_count = Arc::clone(&handled);
             let (outcome_tx, outcomes) = mpsc::channel::<(usize, Result<(), String>)>();
@@ -440,7 +440,7 @@ fn a_task_panicking_every_100th_connection_harms_no_other() {
                     }
                 },
             );
-            let serving = start.with_listener();
+            let serving = start.with_server();
             serving.wait_for("with the server started");
             let addr = server.addr();
 
@@ -529,7 +529,7 @@ fn a_task_blocking_the_thread_delays_others_but_loses_nothing() {
             const REQUESTS: usize = 4;
             const BLOCK: Duration = Duration::from_millis(50);
             let connections = sized(400, 10_000);
-            let start = common::Held::now();
+            let start = common::Held::start();
             let blocked = Arc::new(AtomicUsize::new(0));
             let blocks = Arc::clone(&blocked);
             let server = ServerThread::start(move |listener: TcpListener| async move {
@@ -549,7 +549,7 @@ fn a_task_blocking_the_thread_delays_others_but_loses_nothing() {
                     .detach();
                 }
             });
-            let serving = start.with_listener();
+            let serving = start.with_server();
             serving.wait_for("with the server started");
             let addr = server.addr();
 

@@ -126,10 +126,10 @@ fn run_tarn_cycles(addr: SocketAddr, first: usize, count: usize) {
 /// a warm-up of a tenth of the cycles, memory after it, the rest, then
 /// counts and memory again, with the server running and after it stopped.
 fn check_cycles(what: &str, run: fn(SocketAddr, usize, usize)) {
-    let start = Held::now(); // Reactor::get() first, so that its own fds count
+    let start = Held::start();
     let server = start_echo_server();
     // The server holds its listener, and waits on it once it got to accept.
-    let serving = start.with_listener();
+    let serving = start.with_server();
     serving.wait_for("with the server started");
 
     let total = cycles();

@@ -484,7 +484,8 @@ fn incoming_yields_each_connection() {
 #[test]
 fn connections_leave_no_sources_wakers_or_fds_behind() {
     isolated("connections_leave_no_sources_wakers_or_fds_behind", || {
-        // stats() first: it starts the reactor, whose fds stay open.
+        // The reactors first: their fds stay open.
+        common::warm_up_reactors();
         let sources = tarn::stats().sources;
         let fds = open_fds();
         run(async {

@@ -19,10 +19,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use slab::Slab;
-use tarn_reactor::{budget, DriverGuard, Parker, Reactor, Unparker};
+use tarn_reactor::driver::{with_budget, DriverGuard, Parker, Unparker};
 
 use crate::join::JoinHandle;
 use crate::task::{self, Header, TaskRef};
@@ -257,7 +256,7 @@ impl LocalExecutor {
     /// inside async code): that would block the outer executor's tasks.
     pub fn run<F: Future>(&self, future: F) -> F::Output {
         let _running = Running::enter(&self.inner);
-        let _driving = DriverGuard::enter();
+        let driving = DriverGuard::enter();
         let inner = &*self.inner;
         let main_waker = Waker::from(Arc::clone(&inner.main));
         let mut cx = Context::from_waker(&main_waker);
@@ -274,7 +273,7 @@ impl LocalExecutor {
                 Some(Job::Main) => {
                     inner.main.scheduled.store(false, Ordering::Release);
                     DriverGuard::polling(&main_waker);
-                    match budget::with_budget(|| future.as_mut().poll(&mut cx)) {
+                    match with_budget(|| future.as_mut().poll(&mut cx)) {
                         (Poll::Ready(output), _) => return output,
                         (Poll::Pending, busy) => busy,
                     }
@@ -290,7 +289,7 @@ impl LocalExecutor {
             // A task that spent its I/O budget has others' I/O and timers
             // waiting behind it: look at the reactor now.
             if busy || ticks % REACTOR_EVERY == 0 {
-                poll_reactor();
+                driving.react_now();
             }
         }
     }
@@ -418,7 +417,7 @@ impl Inner {
     /// Runs `task`; returns whether it spent its I/O budget, or `None` if
     /// its future was already gone (a stale queue entry: nothing ran).
     fn run_task(&self, task: TaskRef) -> Option<bool> {
-        let (over, busy) = budget::with_budget(|| task.run());
+        let (over, busy) = with_budget(|| task.run());
         if over? {
             self.forget(task.as_ptr());
         }
@@ -437,13 +436,6 @@ impl Inner {
             }
         };
         drop(removed);
-    }
-}
-
-/// Looks at the reactor without blocking, if no other thread is driving it.
-fn poll_reactor() {
-    if let Some(mut driver) = Reactor::get().try_lock() {
-        let _ = driver.react(Some(Duration::ZERO));
     }
 }
 

@@ -261,7 +261,7 @@ impl TaskRef {
             Waker::from_raw(RawWaker::new(self.0.as_ptr().cast(), &WAKER))
         });
         // Wakers this task stores in the reactor need no driver but ours.
-        tarn_reactor::DriverGuard::polling(&waker);
+        tarn_reactor::driver::DriverGuard::polling(&waker);
         // SAFETY: on the executor's thread; the future is alive (checked)
         // and not already being polled (a task is polled from the queue only).
         let finished = unsafe { (header.vtable.poll)(self.0, &mut Context::from_waker(&waker)) };

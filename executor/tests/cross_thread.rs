@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
 use tarn_executor::{block_on, spawn};
-use tarn_reactor::Reactor;
 use tarn_test_support::{
     backend_name, figure, rerun_on_poll_and_select, sized, watchdog, PATIENCE,
 };
@@ -342,12 +341,12 @@ fn wakes_reach_an_executor_parked_while_another_thread_drives() {
     wait_until_asleep_in(driver_tid, &select_syscalls());
 
     let start = Instant::now();
-    let selects = Reactor::get().stats().selects;
+    let selects = tarn_reactor::stats().selects;
     rounds_posted_when(rounds, |tid| {
         wait_until_asleep_in(tid, &[libc::SYS_futex]);
     });
     assert_eq!(
-        Reactor::get().stats().selects,
+        tarn_reactor::stats().selects,
         selects,
         "the other executor stayed in the one select throughout; this one never selected"
     );

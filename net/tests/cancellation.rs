@@ -31,8 +31,8 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use tarn_executor::{block_on, spawn};
 use tarn_net::{TcpListener, TcpSocket, TcpStream};
-use tarn_reactor::{timeout, Reactor, Timer};
-use tarn_test_support::{open_fds, rerun_on_poll_and_select, sized, watchdog};
+use tarn_reactor::{timeout, Timer};
+use tarn_test_support::{open_io_fds, rerun_on_poll_and_select, sized, watchdog};
 
 /// Connections between the rig's tarn sockets and their plain peers.
 const CONNS: usize = 3;
@@ -44,11 +44,12 @@ const CHECK_PATIENCE: Duration = Duration::from_secs(20);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Takes the lock that serializes this binary's tests, and creates what
-/// outlives every test (the reactor, the stalled and refusing addresses)
-/// before any fd is counted.
+/// outlives every test (the stalled and refusing addresses) before any fd
+/// is counted. The counts leave out the reactors' own fds (`open_io_fds`):
+/// each test thread that drives has a reactor of its own, which closes as
+/// the thread ends, maybe while the next test counts.
 fn serial() -> MutexGuard<'static, ()> {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = Reactor::get();
     let _ = stalled_addr();
     let _ = refused_addr();
     guard
@@ -66,7 +67,7 @@ fn on_poll_and_select_backends() {
 /// The gauges of `stats()` (not the ever-growing counters): sources,
 /// waiting readers, waiting writers, timers.
 fn gauges() -> (usize, usize, usize, usize) {
-    let s = Reactor::get().stats();
+    let s = tarn_reactor::stats();
     (s.sources, s.waiting_readers, s.waiting_writers, s.timers)
 }
 
@@ -403,7 +404,7 @@ fn poll_times(fut: &mut OpFuture, times: usize) {
 /// Runs one schedule, checks the sockets, drops everything and checks
 /// that the reactor's gauges and the fd count are back where they were.
 fn run_schedule(steps: &[Step]) {
-    let fds = open_fds();
+    let fds = open_io_fds();
     let before = gauges();
     {
         let rig = Rig::new();
@@ -452,9 +453,9 @@ fn run_schedule(steps: &[Step]) {
         gauges(),
         before,
         "(sources, waiting readers, waiting writers, timers) after dropping everything; {:?}",
-        Reactor::get().sources()
+        tarn_reactor::sources()
     );
-    assert_eq!(open_fds(), fds, "fds left open");
+    assert_eq!(open_io_fds(), fds, "fds left open");
 }
 
 proptest! {

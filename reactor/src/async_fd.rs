@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::budget;
+use crate::driver;
 use crate::reactor::Reactor;
 use crate::source::{Dir, Source, WaiterSlot};
 
@@ -56,7 +56,7 @@ impl<T: AsFd> Async<T> {
     pub fn new(io: T) -> io::Result<Async<T>> {
         let fd = io.as_fd().as_raw_fd();
         crate::sys::set_nonblocking(fd)?;
-        let source = Reactor::try_get()?.insert_io(fd)?;
+        let source = Reactor::current()?.insert_io(fd)?;
         Ok(Async {
             source,
             io: Some(io),
@@ -68,7 +68,7 @@ impl<T: AsFd> Async<T> {
     /// of [`new`](Self::new). A blocking fd here would block the executor.
     pub fn new_nonblocking(io: T) -> io::Result<Async<T>> {
         let fd = io.as_fd().as_raw_fd();
-        let source = Reactor::try_get()?.insert_io(fd)?;
+        let source = Reactor::current()?.insert_io(fd)?;
         Ok(Async {
             source,
             io: Some(io),
@@ -108,7 +108,7 @@ impl<T: AsFd> Async<T> {
     /// Deregisters the fd and returns the inner handle (still non-blocking).
     pub fn into_inner(mut self) -> io::Result<T> {
         let io = self.io.take().expect("io is present until drop");
-        Reactor::get().remove_io(&self.source)?;
+        self.source.deregister()?;
         Ok(io)
     }
 
@@ -135,12 +135,12 @@ impl<T: AsFd> Async<T> {
     /// [`read_with`](Self::read_with) or [`poll_read_in`](Self::poll_read_in),
     /// whose waiters have a place of their own.
     pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.source.poll_ready(Reactor::get(), Dir::Read, None, cx)
+        self.source.poll_ready(Dir::Read, None, cx)
     }
 
     /// `Ready` once a write would not block; otherwise stores the waker.
     pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.source.poll_ready(Reactor::get(), Dir::Write, None, cx)
+        self.source.poll_ready(Dir::Write, None, cx)
     }
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for
@@ -255,7 +255,7 @@ impl<T: AsFd> Async<T> {
     }
 
     /// The source and the handle, borrowed apart.
-    fn parts(&mut self) -> (&Source, &mut T) {
+    fn parts(&mut self) -> (&Arc<Source>, &mut T) {
         let io = self.io.as_mut().expect("io is present until drop");
         (&self.source, io)
     }
@@ -273,12 +273,12 @@ impl<T: AsFd> Async<T> {
 /// Try the syscall; only `WouldBlock` leads to storing the waker, and only
 /// if no event arrived since the tick read before the syscall.
 fn poll_io<R>(
-    source: &Source,
+    source: &Arc<Source>,
     dir: Dir,
     cx: &mut Context<'_>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
-    if budget::poll_proceed(cx).is_pending() {
+    if driver::poll_proceed(cx).is_pending() {
         return Poll::Pending;
     }
     loop {
@@ -293,7 +293,7 @@ fn poll_io<R>(
                 res => return Poll::Ready(res),
             }
         }
-        match source.poll_blocked(Reactor::get(), dir, tick, None, cx) {
+        match source.poll_blocked(dir, tick, None, cx) {
             Poll::Ready(Ok(())) => continue,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
@@ -306,13 +306,13 @@ fn poll_io<R>(
 /// so that neither leaves a waker behind (unlike the `poll_*` API, which has
 /// no drop to hook and shares one small list of wakers).
 struct Waiter<'a> {
-    source: &'a Source,
+    source: &'a Arc<Source>,
     dir: Dir,
     slot: WaiterSlot,
 }
 
 impl<'a> Waiter<'a> {
-    fn new(source: &'a Source, dir: Dir) -> Self {
+    fn new(source: &'a Arc<Source>, dir: Dir) -> Self {
         Waiter {
             source,
             dir,
@@ -338,20 +338,20 @@ impl Drop for Waiter<'_> {
 /// Like [`poll_io`], with the waker kept in `slot`, which is emptied when
 /// the operation completes.
 fn poll_io_in<R>(
-    source: &Source,
+    source: &Arc<Source>,
     dir: Dir,
     slot: &mut WaiterSlot,
     cx: &mut Context<'_>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
-    if budget::poll_proceed(cx).is_pending() {
+    if driver::poll_proceed(cx).is_pending() {
         return Poll::Pending;
     }
     loop {
         let tick = source.tick(dir);
         let res = match op() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match source.poll_blocked(Reactor::get(), dir, tick, Some(slot), cx) {
+                match source.poll_blocked(dir, tick, Some(slot), cx) {
                     Poll::Ready(Ok(())) => continue,
                     Poll::Ready(Err(e)) => Err(e),
                     Poll::Pending => return Poll::Pending,
@@ -424,7 +424,7 @@ impl<T: AsFd> Drop for Async<T> {
     fn drop(&mut self) {
         if self.io.is_some() {
             // Deregister before the fd closes (when `io` drops below).
-            let _ = Reactor::get().remove_io(&self.source);
+            let _ = self.source.deregister();
             self.io.take();
         }
     }
@@ -459,7 +459,7 @@ impl<T: AsFd> Future for Readiness<'_, T> {
         let res = this
             .io
             .source
-            .poll_ready(Reactor::get(), this.dir, Some(&mut this.slot), cx);
+            .poll_ready(this.dir, Some(&mut this.slot), cx);
         if res.is_ready() {
             this.io.source.remove_waiter(this.dir, &mut this.slot);
         }

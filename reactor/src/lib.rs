@@ -1,17 +1,20 @@
 //! tarn's reactor: readiness to wakers, timers, and the driver.
 //!
-//! The reactor owns the process's [`Selector`](tarn_selector::Selector),
-//! every registered fd (a source, with cached readiness per direction and
-//! the wakers waiting on it) and the timers. [`Async`] makes any fd
-//! awaitable: its operations try the syscall first and register interest
-//! only when it returns `WouldBlock`; on epoll each fd is registered once,
-//! edge-triggered, so a connection in steady state makes no `epoll_ctl`
-//! call. The reactor knows nothing of tasks: whoever waits drives it, either
-//! an executor that sleeps in [`ReactorLock::react`] (tarn's, or this
-//! crate's minimal [`drive`]), or a fallback thread that starts on demand
-//! so that tarn I/O works under tokio, `futures::executor` or async-executor.
-//! [`signal`] turns Unix signals into streams, through a self-pipe that is
-//! an ordinary source of this reactor.
+//! A [`Reactor`] owns a [`Selector`](tarn_selector::Selector), the fds
+//! registered with it (a source each, with cached readiness per direction
+//! and the wakers waiting on it) and its timers. On epoll every thread that
+//! runs a tarn executor has one of its own, and one more is shared by the
+//! rest of the process; on poll and select the shared one is the only one.
+//! [`Async`] makes any fd awaitable: its operations try the syscall first
+//! and register interest only when it returns `WouldBlock`; on epoll each
+//! fd is registered once, edge-triggered, so a connection in steady state
+//! makes no `epoll_ctl` call. The reactor knows nothing of tasks: whoever
+//! waits drives it, either an executor that sleeps in its `select` (tarn's,
+//! or this crate's minimal [`drive`]; [`driver`] says how any executor
+//! plugs in), or a fallback thread that starts on demand, so that tarn I/O
+//! works under tokio, `futures::executor` or async-executor. [`signal`]
+//! turns Unix signals into streams, through a self-pipe that is an
+//! ordinary source.
 //!
 //! ```
 //! use std::time::Duration;
@@ -34,16 +37,17 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod async_fd;
-pub mod budget;
-mod driver;
+pub mod driver;
+mod lock;
 mod reactor;
 pub mod signal;
 mod source;
 mod sys;
 mod timer;
 mod timer_queue;
+mod watch;
 
 pub use async_fd::{Async, Readiness, WaitSlot};
-pub use driver::{drive, DriverGuard, Parker, Unparker};
-pub use reactor::{Reactor, ReactorLock, SourceInfo, Stats};
+pub use driver::drive;
+pub use reactor::{reactors, sources, stats, Reactor, ReactorInfo, SourceInfo, Stats};
 pub use timer::{timeout, TimedOut, Timeout, Timer};

@@ -1,59 +1,99 @@
-//! The [`Reactor`]: one per process, holding the selector, every registered
-//! source, and the timers; whoever waits drives it.
+//! The [`Reactor`]: a selector, the sources registered with it and its
+//! timers. One per thread that runs a tarn executor (on epoll), and one
+//! shared by the rest of the process; whoever waits drives them.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{
-    AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
     Ordering::SeqCst,
 };
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use slab::Slab;
 use tarn_selector::{Backend, Events, Interest, Mode, Notifier, Selector, Token};
 
+use crate::driver::Unparker;
+use crate::lock::Driver;
 use crate::source::Source;
 use crate::timer_queue::{TimerId, TimerQueue};
+use crate::watch::Watch;
 
-/// The process-wide reactor.
+/// A reactor: a [`Selector`], every fd registered with it (a source, with
+/// cached readiness per direction and the wakers waiting on it) and its
+/// timers.
 ///
-/// It maps readiness events from the [`Selector`] to the wakers stored by
-/// [`Async`](crate::Async) operations, and fires [`Timer`](crate::Timer)s.
-/// It has no thread of its own: an executor drives it by calling
-/// [`ReactorLock::react`] when it has nothing to run (tarn's `block_on` does),
-/// and when no executor does, a fallback thread started on demand does.
+/// It has no thread of its own. On epoll, each thread that runs a tarn
+/// executor (`block_on`, [`drive`](crate::drive)) has a reactor of its
+/// own and drives it by calling [`ReactorLock::react`](crate::driver::ReactorLock::react) whenever it has
+/// nothing to run: the fds its tasks use and the timers they set are
+/// watched there, and their events are handled on that thread alone, with
+/// no lock another thread takes and no cross-thread wakeup. The *shared*
+/// reactor holds what is used where no tarn executor runs (tarn I/O awaited
+/// under tokio, say), and a fallback thread started on demand drives it. On
+/// the poll and select backends the shared reactor is the only one, driven
+/// by tarn's executors while they run and by the fallback thread otherwise.
+///
+/// A source settles on the reactor of the thread that first waits on it;
+/// a timer lives on the reactor of the thread that polls it. When a
+/// thread stops driving its reactor while wakers that its own executor
+/// will not poll wait there (another thread's, or another executor's), the
+/// shared reactor watches its epoll fd and drives it on demand, so nothing
+/// registered anywhere is left without a driver.
+///
+/// ```
+/// use tarn_reactor::Reactor;
+///
+/// // Outside any tarn executor, the current reactor is the shared one.
+/// assert!(Reactor::current()?.is_shared());
+/// tarn_reactor::drive(async {
+///     let here = Reactor::current()?;
+///     // On epoll, a reactor of this thread's own.
+///     assert_eq!(here.is_shared(), here.backend() != tarn_selector::Backend::Epoll);
+///     std::io::Result::Ok(())
+/// })?;
+/// # std::io::Result::Ok(())
+/// ```
 pub struct Reactor {
-    selector: Selector,
+    id: u64,
+    /// The thread it belongs to (its name, or its id as Rust prints it);
+    /// `None` for the shared reactor.
+    thread: Option<String>,
+    pub(crate) selector: Selector,
     /// `Edge` on epoll (registered once, read + write); `Oneshot` elsewhere.
     mode: Mode,
     notifier: Notifier,
-    sources: Mutex<Slab<Arc<Source>>>,
-    timers: Mutex<Timers>,
+    pub(crate) sources: Mutex<Slab<Arc<Source>>>,
+    pub(crate) timers: Mutex<Timers>,
     /// Every timer due at or before `epoch + fired_until` nanoseconds has
     /// left `timers` (fired), and none is inserted again: a timer that sees
     /// its deadline there needs no lock to know its entry is gone.
     fired_until: AtomicU64,
-    epoch: Instant,
+    pub(crate) epoch: Instant,
     /// Held by whoever is driving; it owns the event buffer.
-    driver: Mutex<Driver>,
+    pub(crate) driver: Mutex<Driver>,
     /// Threads waiting for the driver lock to be released.
-    lock_waiters: Mutex<Vec<crate::driver::Unparker>>,
-    lock_waiter_count: AtomicUsize,
-    selects: AtomicU64,
-    events: AtomicU64,
-    wakes: AtomicU64,
+    pub(crate) lock_waiters: Mutex<Vec<Unparker>>,
+    pub(crate) lock_waiter_count: AtomicUsize,
+    /// Driver guards on this reactor: its thread's `block_on` or `drive`
+    /// (for the shared reactor on poll and select, any thread's).
+    pub(crate) drivers: AtomicUsize,
+    /// A waker that its drivers will not poll again was stored while they
+    /// drove (another thread's, or another executor's): when the last
+    /// driver stops, somebody else must drive.
+    pub(crate) unserved: AtomicBool,
+    /// Being watched by the shared reactor (a thread's reactor), or the
+    /// reactors it watches (the shared one).
+    pub(crate) watch: Watch,
+    pub(crate) selects: AtomicU64,
+    pub(crate) events: AtomicU64,
+    pub(crate) wakes: AtomicU64,
 }
 
-#[derive(Debug)]
-struct Driver {
-    events: Events,
-    wakers: Vec<Waker>,
-}
-
-/// The reactor's counters and gauges, from `Reactor::stats` (`tarn::stats()`).
+/// A reactor's counters and gauges (`Reactor::stats`), or their sums over
+/// every reactor (`stats()`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Registered sources (live [`Async`](crate::Async) handles).
@@ -72,7 +112,23 @@ pub struct Stats {
     pub wakes: u64,
 }
 
-/// One live source, from `Reactor::sources` (`tarn::sources()`).
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    fn add(self, other: Stats) -> Stats {
+        Stats {
+            sources: self.sources + other.sources,
+            waiting_readers: self.waiting_readers + other.waiting_readers,
+            waiting_writers: self.waiting_writers + other.waiting_writers,
+            timers: self.timers + other.timers,
+            selects: self.selects + other.selects,
+            events: self.events + other.events,
+            wakes: self.wakes + other.wakes,
+        }
+    }
+}
+
+/// One live source, from `Reactor::sources` or `sources()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceInfo {
     /// The registered file descriptor.
@@ -83,61 +139,87 @@ pub struct SourceInfo {
     pub readers: usize,
     /// Wakers waiting for it to become writable.
     pub writers: usize,
+    /// The id of the reactor it is registered with (`ReactorInfo::id`).
+    pub reactor: u64,
 }
 
-static REACTOR: OnceLock<Reactor> = OnceLock::new();
-/// Held while creating the reactor, so that only one is made.
+/// The shared reactor, once created.
+static SHARED: OnceLock<Arc<Reactor>> = OnceLock::new();
+/// Held while creating the shared reactor, so that only one is made.
 static CREATING: Mutex<()> = Mutex::new(());
+/// Every reactor made, for the process-wide view.
+static ALL: Mutex<Vec<Weak<Reactor>>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Reactor {
-    /// The process's reactor, created on first use on the backend chosen by
-    /// `TARN_SELECTOR` (epoll by default).
+    /// The reactor that sources and timers made on this thread now go to:
+    /// inside a tarn executor (`block_on`, [`drive`](crate::drive)) on
+    /// epoll, this thread's own; otherwise the shared one.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If the reactor cannot be created (an unknown `TARN_SELECTOR`, or no
-    /// fds left); the message says why. [`Reactor::try_get`] returns the error.
-    #[inline]
-    pub fn get() -> &'static Reactor {
-        match REACTOR.get() {
-            Some(reactor) => reactor,
-            None => {
-                Reactor::start().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"))
-            }
-        }
-    }
-
-    /// The process's reactor, or the error that prevented creating it.
-    ///
-    /// A failure is not remembered: the next call tries again, so a
-    /// reactor that could not start for want of fds starts once some are
-    /// free.
-    #[inline]
-    pub fn try_get() -> io::Result<&'static Reactor> {
-        match REACTOR.get() {
+    /// If the shared reactor is needed and cannot be created (an unknown
+    /// `TARN_SELECTOR`, or no fds left). A failure is not remembered: the
+    /// next call tries again.
+    pub fn current() -> io::Result<Arc<Reactor>> {
+        match crate::driver::driven_here() {
             Some(reactor) => Ok(reactor),
-            None => Reactor::start(),
+            None => Reactor::shared().cloned(),
         }
     }
 
-    /// Creates the reactor, unless another thread just did.
+    /// The shared reactor, created on first use on the backend chosen by
+    /// `TARN_SELECTOR` (epoll by default), and driven by the fallback
+    /// thread (and on poll and select also by tarn's executors).
+    ///
+    /// # Errors
+    ///
+    /// As for [`current`](Self::current).
+    pub fn shared() -> io::Result<&'static Arc<Reactor>> {
+        match SHARED.get() {
+            Some(reactor) => Ok(reactor),
+            None => Reactor::start_shared(),
+        }
+    }
+
+    /// Creates the shared reactor, unless another thread just did.
     #[cold]
-    fn start() -> io::Result<&'static Reactor> {
+    fn start_shared() -> io::Result<&'static Arc<Reactor>> {
         let _creating = lock(&CREATING);
-        if let Some(reactor) = REACTOR.get() {
+        if let Some(reactor) = SHARED.get() {
             return Ok(reactor);
         }
-        let reactor = Reactor::new()?;
-        Ok(REACTOR.get_or_init(|| reactor))
+        let reactor = Reactor::create(Selector::new()?, None);
+        Ok(SHARED.get_or_init(|| reactor))
     }
 
-    fn new() -> io::Result<Reactor> {
-        let selector = Selector::new()?;
+    /// A reactor for the calling thread: on epoll a new one of its own; on
+    /// the other backends, which keep one reactor per process, the shared one.
+    pub(crate) fn for_this_thread() -> io::Result<Arc<Reactor>> {
+        match Backend::from_env()?.unwrap_or_else(Backend::best) {
+            Backend::Epoll => {
+                let thread = std::thread::current();
+                let name = match thread.name() {
+                    Some(name) => name.to_string(),
+                    None => format!("{:?}", thread.id()),
+                };
+                Ok(Reactor::create(
+                    Selector::with_backend(Backend::Epoll)?,
+                    Some(name),
+                ))
+            }
+            _ => Reactor::shared().cloned(),
+        }
+    }
+
+    fn create(selector: Selector, thread: Option<String>) -> Arc<Reactor> {
         let mode = match selector.backend() {
             Backend::Epoll => Mode::Edge,
             _ => Mode::Oneshot,
         };
-        Ok(Reactor {
+        let reactor = Arc::new(Reactor {
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            thread,
             notifier: selector.notifier(),
             selector,
             mode,
@@ -151,10 +233,38 @@ impl Reactor {
             }),
             lock_waiters: Mutex::default(),
             lock_waiter_count: AtomicUsize::new(0),
+            drivers: AtomicUsize::new(0),
+            unserved: AtomicBool::new(false),
+            watch: Watch::default(),
             selects: AtomicU64::new(0),
             events: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
-        })
+        });
+        let mut all = lock(&ALL);
+        all.retain(|r| r.strong_count() > 0);
+        all.push(Arc::downgrade(&reactor));
+        reactor
+    }
+
+    /// Every live reactor: the shared one (once made) and those of threads.
+    pub fn all() -> Vec<Arc<Reactor>> {
+        lock(&ALL).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// A number that names this reactor in [`SourceInfo::reactor`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether this is the shared reactor.
+    pub fn is_shared(&self) -> bool {
+        self.thread.is_none()
+    }
+
+    /// The name of the thread this reactor belongs to (its id as Rust
+    /// prints it, for a thread without a name); `None` for the shared one.
+    pub fn thread_name(&self) -> Option<&str> {
+        self.thread.as_deref()
     }
 
     /// The selector backend in use.
@@ -177,47 +287,59 @@ impl Reactor {
 
     /// Registers `fd` (already non-blocking). On epoll it is registered once,
     /// edge-triggered for read and write; elsewhere it is armed on demand.
-    pub(crate) fn insert_io(&self, fd: RawFd) -> io::Result<Arc<Source>> {
+    pub(crate) fn insert_io(self: &Arc<Self>, fd: RawFd) -> io::Result<Arc<Source>> {
         let mut sources = lock(&self.sources);
         let entry = sources.vacant_entry();
-        let key = u32::try_from(entry.key()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "tarn: more than 2^32 sources registered with the reactor",
-            )
-        })?;
-        let source = Arc::new(Source::new(fd, key));
+        let key = source_key(entry.key())?;
+        let source = Arc::new(Source::new(fd, Arc::clone(self), key));
+        self.register(fd, key)?;
+        entry.insert(Arc::clone(&source));
+        Ok(source)
+    }
+
+    /// Registers a source that is moving here from another reactor (see
+    /// `Source::settle`); returns its key here. The source's own fields
+    /// are the caller's to update.
+    pub(crate) fn adopt(&self, source: &Arc<Source>) -> io::Result<u32> {
+        let mut sources = lock(&self.sources);
+        let entry = sources.vacant_entry();
+        let key = source_key(entry.key())?;
+        self.register(source.fd, key)?;
+        entry.insert(Arc::clone(source));
+        Ok(key)
+    }
+
+    fn register(&self, fd: RawFd, key: u32) -> io::Result<()> {
+        let token = Token(key as usize);
         if self.mode == Mode::Edge {
             // PRIORITY too: urgent data tells reads not to trust a short
-            // read (see `Source::no_drain`). The level backends re-arm
+            // read (see `Word::NO_DRAIN`). The level backends re-arm
             // before waiting and see queued data anyway.
             let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
-            self.selector
-                .register(fd, Token(entry.key()), interest, Mode::Edge)?;
+            self.selector.register(fd, token, interest, Mode::Edge)
         } else {
             // Registered disarmed in effect: the first waiter re-arms it. A
             // oneshot registration must name some interest, and it fires at
             // most once before a waiter exists; its event is then recorded as
             // readiness like any other.
             self.selector
-                .register(fd, Token(entry.key()), Interest::READABLE, Mode::Oneshot)?;
+                .register(fd, token, Interest::READABLE, Mode::Oneshot)
         }
-        entry.insert(Arc::clone(&source));
-        Ok(source)
     }
 
-    /// Deregisters a source; must happen before its fd is closed.
-    pub(crate) fn remove_io(&self, source: &Source) -> io::Result<()> {
+    /// Deregisters the source with `key`; must happen before its fd is closed.
+    pub(crate) fn release(&self, fd: RawFd, key: u32) -> io::Result<()> {
         // Deregister first, outside the lock: on poll and select this may
         // wait for the driving thread to come back from the kernel, and
         // dispatching events needs the lock. Until the slab entry goes, a
         // late event still finds this same source, which is harmless.
-        let res = self.selector.deregister(source.fd);
-        lock(&self.sources).try_remove(source.key());
+        let res = self.selector.deregister(fd);
+        lock(&self.sources).try_remove(key as usize);
         res
     }
 
-    /// Counters and gauges, for tests and operators.
+    /// This reactor's counters and gauges, for tests and operators
+    /// ([`stats`](crate::stats) sums them over every reactor).
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {
             timers: lock(&self.timers).queue.len(),
@@ -234,53 +356,32 @@ impl Reactor {
         stats
     }
 
-    /// Every live source with its fd and how many wait on it: what a stuck
-    /// program is waiting for.
+    /// Every source registered here with its fd and how many wait on it:
+    /// what a stuck program is waiting for.
     pub fn sources(&self) -> Vec<SourceInfo> {
-        let sources: Vec<Arc<Source>> =
-            lock(&self.sources).iter().map(|(_, s)| s.clone()).collect();
+        let sources: Vec<(usize, Arc<Source>)> = lock(&self.sources)
+            .iter()
+            .map(|(key, s)| (key, s.clone()))
+            .collect();
         sources
             .iter()
-            .map(|s| {
+            .map(|(key, s)| {
                 let waiting = s.waiting();
                 SourceInfo {
                     fd: s.fd,
-                    token: s.key(),
+                    token: *key,
                     readers: waiting.readers,
                     writers: waiting.writers,
+                    reactor: self.id,
                 }
             })
             .collect()
     }
 
-    /// Takes the driver lock if nobody holds it.
-    pub fn try_lock(&self) -> Option<ReactorLock<'_>> {
-        let driver = match self.driver.try_lock() {
-            Ok(driver) => driver,
-            // A panic while the lock was held (say, a waker that panicked
-            // in `react`) leaves the driver state usable: carry on, as
-            // `lock` does, rather than refuse the lock forever.
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        Some(ReactorLock {
-            reactor: self,
-            driver: Some(driver),
-        })
-    }
-
-    /// Takes the driver lock, waiting for whoever holds it.
-    pub fn lock(&self) -> ReactorLock<'_> {
-        ReactorLock {
-            reactor: self,
-            driver: Some(lock(&self.driver)),
-        }
-    }
-
-    /// A waker was stored: make sure somebody will drive the reactor
-    /// (starting the fallback thread if need be; an error if it cannot).
-    pub(crate) fn ensure_driven(&self, waker: &Waker) -> io::Result<()> {
-        crate::driver::ensure_driven(waker)
+    /// A waker was stored here: make sure somebody will drive this reactor
+    /// (see [`driver`](crate::driver)); an error if nobody can.
+    pub(crate) fn ensure_driven(self: &Arc<Self>, waker: &Waker) -> io::Result<()> {
+        crate::driver::ensure_driven(self, waker)
     }
 
     /// `when` as the timer queue keys it: nanoseconds from the reactor's
@@ -292,7 +393,7 @@ impl Reactor {
     /// Registers a timer due at `when` (from [`deadline_ns`](Self::deadline_ns));
     /// returns its id. Wakes the driver if the new deadline is earlier than
     /// the one it sleeps until.
-    pub(crate) fn insert_timer(&self, when: u64, waker: &Waker) -> TimerId {
+    pub(crate) fn insert_timer(self: &Arc<Self>, when: u64, waker: &Waker) -> TimerId {
         let mut timers = lock(&self.timers);
         if self.has_fired(when) {
             // Came due since the caller looked at the clock, and timers up
@@ -314,8 +415,8 @@ impl Reactor {
     }
 
     /// Replaces the waker of a pending timer; false if it already fired.
-    pub(crate) fn update_timer(&self, id: TimerId, waker: &Waker) -> bool {
-        match lock(&self.timers).queue.waker_mut(id) {
+    pub(crate) fn update_timer(self: &Arc<Self>, id: TimerId, waker: &Waker) -> bool {
+        let updated = match lock(&self.timers).queue.waker_mut(id) {
             Some(stored) => {
                 if !stored.will_wake(waker) {
                     *stored = waker.clone();
@@ -323,7 +424,11 @@ impl Reactor {
                 true
             }
             None => false,
+        };
+        if updated {
+            let _ = self.ensure_driven(waker);
         }
+        updated
     }
 
     /// Cancels a timer due at `when` (a no-op if it fired).
@@ -339,166 +444,129 @@ impl Reactor {
         when <= self.fired_until.load(Acquire)
     }
 
+    /// Timers due up to `now` (nanoseconds from the epoch) have fired;
+    /// called under the timers lock.
+    pub(crate) fn fired(&self, now: u64) {
+        self.fired_until.store(now, Release);
+    }
+
+    /// When the next pending timer is due, if any.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        let next = lock(&self.timers).queue.next_due()?;
+        self.epoch
+            .checked_add(std::time::Duration::from_nanos(next))
+    }
+
     /// Adds a thread to be unparked when the driver lock is released.
-    pub(crate) fn wait_for_lock(&self, unparker: crate::driver::Unparker) {
+    pub(crate) fn wait_for_lock(&self, unparker: Unparker) {
         let mut waiters = lock(&self.lock_waiters);
         waiters.push(unparker);
         self.lock_waiter_count.store(waiters.len(), SeqCst);
     }
 }
 
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // Its epoll fd is about to close: off the shared reactor's list first.
+        crate::watch::unwatch(self);
+    }
+}
+
 impl std::fmt::Debug for Reactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor")
+            .field("id", &self.id)
+            .field("thread", &self.thread)
             .field("backend", &self.backend())
             .field("stats", &self.stats())
             .finish()
     }
 }
 
-/// Nanoseconds from `epoch` to `when` (0 before it), saturating.
-fn nanos_since(epoch: Instant, when: Instant) -> u64 {
-    u64::try_from(when.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+/// A slab key as a source's 32-bit key.
+fn source_key(key: usize) -> io::Result<u32> {
+    u32::try_from(key).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "tarn: more than 2^32 sources registered with one reactor",
+        )
+    })
 }
 
-impl Reactor {
-    /// Timers due up to `now` have fired; called under the timers lock.
-    /// `now` is in nanoseconds from the epoch.
-    fn fired(&self, now: u64) {
-        self.fired_until.store(now, Release);
-    }
+/// Nanoseconds from `epoch` to `when` (0 before it), saturating.
+pub(crate) fn nanos_since(epoch: Instant, when: Instant) -> u64 {
+    u64::try_from(when.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Pending timers, and whether the driver sleeps.
 #[derive(Debug, Default)]
-struct Timers {
+pub(crate) struct Timers {
     /// Deadlines in nanoseconds from the reactor's epoch.
-    queue: TimerQueue,
+    pub(crate) queue: TimerQueue,
     /// The deadline the driver sleeps until while in `select` (`None` when
     /// not sleeping): a timer due earlier must wake it.
-    sleeping_until: Option<u64>,
+    pub(crate) sleeping_until: Option<u64>,
 }
 
-/// The right to drive the reactor, from [`Reactor::lock`] or [`Reactor::try_lock`].
-pub struct ReactorLock<'a> {
-    reactor: &'a Reactor,
-    /// `Some` until dropped: `Drop` releases it before unparking the threads
-    /// that wait for it.
-    driver: Option<MutexGuard<'a, Driver>>,
+/// The counters and gauges of every live reactor, summed: the process-wide
+/// view of [`Reactor::stats`].
+///
+/// ```
+/// let before = tarn_reactor::stats();
+/// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+/// let a = tarn_reactor::Async::new(a)?;
+/// assert_eq!(tarn_reactor::stats().sources, before.sources + 1);
+/// drop(a);
+/// assert_eq!(tarn_reactor::stats().sources, before.sources);
+/// # std::io::Result::Ok(())
+/// ```
+pub fn stats() -> Stats {
+    Reactor::all()
+        .iter()
+        .fold(Stats::default(), |sum, r| sum + r.stats())
 }
 
-impl ReactorLock<'_> {
-    /// Waits for I/O events or the next timer, at most `timeout` (`None`:
-    /// until something happens or [`Reactor::notify`] is called), then wakes
-    /// every task whose I/O is ready or whose timer is due. Returns how many
-    /// wakers were woken.
-    pub fn react(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let reactor = self.reactor;
-        let driver = self.driver.as_mut().expect("held until drop");
-        let mut wakers = std::mem::take(&mut driver.wakers);
-
-        // Fire due timers and publish how long we will sleep in one critical
-        // section, so a timer inserted meanwhile either is seen here or
-        // sees `sleeping_until` and notifies us.
-        let (timeout, sleeping) = {
-            let mut timers = lock(&reactor.timers);
-            let now = Instant::now();
-            let now_ns = nanos_since(reactor.epoch, now);
-            let next_timer = timers
-                .queue
-                .fire(now_ns, &mut wakers)
-                .map(Duration::from_nanos);
-            reactor.fired(now_ns);
-            let timeout = if wakers.is_empty() {
-                match (timeout, next_timer) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            } else {
-                Some(Duration::ZERO)
-            };
-            let sleeping = timeout != Some(Duration::ZERO);
-            if sleeping {
-                // In nanoseconds from the epoch, like the deadlines;
-                // `u64::MAX` (no deadline) is later than any timer.
-                timers.sleeping_until = Some(match timeout {
-                    Some(t) => {
-                        now_ns.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
-                    }
-                    None => u64::MAX,
-                });
-            }
-            (timeout, sleeping)
-        };
-        if sleeping && timeout.is_some() {
-            // Sleeping until a timer: make the kernel wake us on time.
-            crate::sys::precise_timers();
-        }
-        let res = reactor.selector.select(&mut driver.events, timeout);
-        if sleeping {
-            // Awake again: stop asking inserts to notify, and fire what came
-            // due while we slept (one lock for both).
-            let mut timers = lock(&reactor.timers);
-            timers.sleeping_until = None;
-            let now = nanos_since(reactor.epoch, Instant::now());
-            timers.queue.fire(now, &mut wakers);
-            reactor.fired(now);
-        }
-        reactor.selects.fetch_add(1, Relaxed);
-        if let Err(e) = res {
-            driver.wakers = wakers;
-            return Err(e);
-        }
-
-        let n = driver.events.len();
-        if n > 0 {
-            reactor.events.fetch_add(n as u64, Relaxed);
-            let sources = lock(&reactor.sources);
-            for event in driver.events.iter() {
-                if let Some(source) = sources.get(event.token().0) {
-                    source.on_event(reactor, event, &mut wakers);
-                }
-            }
-        }
-        let woken = wakers.len();
-        reactor.wakes.fetch_add(woken as u64, Relaxed);
-        // A waker that panics (a foreign executor's bug) has been reported
-        // by the panic hook; it must not keep the rest of the batch asleep,
-        // nor end the thread that drives. One guard for the whole batch:
-        // after a panic, the loop goes on with the wakers after it.
-        let mut batch = wakers.drain(..);
-        while panic::catch_unwind(AssertUnwindSafe(|| batch.by_ref().for_each(Waker::wake)))
-            .is_err()
-        {}
-        drop(batch);
-        driver.wakers = wakers;
-        Ok(woken)
-    }
+/// One live reactor, from [`reactors`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactorInfo {
+    /// A number that names it, as [`SourceInfo::reactor`] does.
+    pub id: u64,
+    /// The name of the thread it belongs to (its id as Rust prints it, for
+    /// a thread without a name); `None` for the shared reactor.
+    pub thread: Option<String>,
+    /// Its counters and gauges.
+    pub stats: Stats,
 }
 
-impl Drop for ReactorLock<'_> {
-    fn drop(&mut self) {
-        // Release first, then look for waiters: a thread that registers as a
-        // waiter tries the lock again afterwards (see `driver::Parker`), so
-        // between the two of us nobody is left parked on a free lock.
-        drop(self.driver.take());
-        if self.reactor.lock_waiter_count.load(SeqCst) > 0 {
-            let waiters = {
-                let mut waiters = lock(&self.reactor.lock_waiters);
-                self.reactor.lock_waiter_count.store(0, SeqCst);
-                std::mem::take(&mut *waiters)
-            };
-            waiters
-                .iter()
-                .for_each(crate::driver::Unparker::lock_released);
-        }
-    }
+/// Every live reactor with its counters and gauges: which executor thread
+/// (or the shared reactor) holds what, and how busy each has been.
+///
+/// ```
+/// tarn_reactor::drive(async {
+///     let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+///     let _a = tarn_reactor::Async::new(a)?;
+///     let here = tarn_reactor::Reactor::current()?;
+///     let listed = tarn_reactor::reactors();
+///     let mine = listed.iter().find(|r| r.id == here.id()).expect("listed");
+///     assert!(mine.stats.sources >= 1);
+///     std::io::Result::Ok(())
+/// })?;
+/// # std::io::Result::Ok(())
+/// ```
+pub fn reactors() -> Vec<ReactorInfo> {
+    Reactor::all()
+        .iter()
+        .map(|r| ReactorInfo {
+            id: r.id,
+            thread: r.thread.clone(),
+            stats: r.stats(),
+        })
+        .collect()
 }
 
-impl std::fmt::Debug for ReactorLock<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReactorLock").finish_non_exhaustive()
-    }
+/// Every source registered with any reactor, each naming its reactor.
+pub fn sources() -> Vec<SourceInfo> {
+    Reactor::all().iter().flat_map(|r| r.sources()).collect()
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -7,15 +7,24 @@
 //! syscall and the storing of the waker has bumped the tick, so the
 //! operation retries instead of sleeping: no wakeup is lost.
 //!
-//! A direction is *ready* while its tick differs from `consumed`, the tick at
-//! which an operation last saw `WouldBlock`. New sources start ready (tick 1,
-//! consumed 0): the first operation always tries the syscall.
+//! A direction is *ready* unless an operation found it empty (`WouldBlock`,
+//! or a short read) at the current tick. New sources start ready: the first
+//! operation always tries the syscall.
+//!
+//! A source lives on one reactor, its *home*: the one whose selector has
+//! its fd and whose driver dispatches its events. It is registered with the
+//! reactor of the thread that creates it, and moves once, at its first wait,
+//! to the reactor of the thread that waits (see [`Source::poll_blocked`]):
+//! a socket made in `main` and served inside `block_on`, or made in one
+//! executor and handed to another before it waited, ends up where it is
+//! used. After that it stays: a task on another thread that waits on it is
+//! woken from its home reactor's thread.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
@@ -31,7 +40,7 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    /// The direction's bit in `Source::no_drain` and `Source::armed`.
+    /// The direction's bit in `State::armed`.
     fn bit(self) -> u8 {
         1 << self as u8
     }
@@ -49,36 +58,67 @@ impl Dir {
     }
 }
 
-/// One fd registered with the reactor.
+/// One fd registered with a reactor.
 #[derive(Debug)]
 pub(crate) struct Source {
     pub(crate) fd: RawFd,
-    /// The key in the reactor's slab, also the selector token (32 bits
-    /// keep a `Source` within its memory budget; see `Reactor::insert_io`).
-    key: u32,
-    /// Per direction, bumped by every event that concerns it. Read without
-    /// the lock; written only under it.
-    ticks: [AtomicU64; 2],
-    /// Per direction, the tick at which an operation last found it empty.
-    /// Likewise: lets `known_blocked` skip the lock on the hot path.
-    consumed: [AtomicU64; 2],
-    /// Per direction (`Dir::bit`): a short read or write there must never
-    /// be taken to mean it is drained. Set for good when an event says the
-    /// direction is closed or failed (read_closed, write_closed, error: end
-    /// of stream needs no new event), and for reads when urgent data arrives
-    /// (`priority`): a TCP read stops short at the urgent mark with data
-    /// still queued behind it. Set under the lock, read without it.
-    no_drain: AtomicU8,
-    /// Oneshot backends (poll, select): the directions (`Dir::bit`) the
-    /// registration is armed for. Firing disarms all; a waiter re-arms its
-    /// direction. Only touched under the lock (atomic only to sit outside
-    /// it, where it costs no padding).
-    armed: AtomicU8,
+    /// Per direction, its readiness word (see [`Word`]). Read without
+    /// the lock; its tick moves only under it.
+    readiness: [AtomicU64; 2],
     state: Mutex<State>,
 }
 
-/// The wakers of both directions, under the source's lock.
-type State = [Waiters; 2];
+/// A direction's readiness word, in one `AtomicU64` so that a `Source`
+/// stays within one 128-byte allocation:
+///
+/// ```text
+///  63                                  2     1          0
+/// +-------------------------------------+----------+---------+
+/// | tick: events that concerned it      | NO_DRAIN | BLOCKED |
+/// +-------------------------------------+----------+---------+
+/// ```
+///
+/// - `BLOCKED`: an operation found the direction empty at this tick
+///   (`WouldBlock`, or a short read); the next event clears it.
+/// - `NO_DRAIN`: a short read or write there must never be taken to mean it
+///   is drained. Set for good when an event says the direction is closed or
+///   failed (read_closed, write_closed, error: end of stream needs no new
+///   event), and for reads when urgent data arrives (`priority`): a TCP
+///   read stops short at the urgent mark with data still queued behind it.
+///   Set only together with a tick.
+struct Word;
+
+impl Word {
+    const BLOCKED: u64 = 1;
+    const NO_DRAIN: u64 = 2;
+    /// One event: the tick's unit.
+    const TICK: u64 = 4;
+    /// A new source: tick 1, ready.
+    const NEW: u64 = Word::TICK;
+
+    fn tick(word: u64) -> u64 {
+        word / Word::TICK
+    }
+}
+
+/// What the source's lock guards.
+#[derive(Debug)]
+struct State {
+    /// The wakers of each direction.
+    waiters: [Waiters; 2],
+    /// The reactor the fd is registered with.
+    home: Arc<Reactor>,
+    /// The key in the home reactor's slab, also the selector token (32
+    /// bits keep a `Source` within its memory budget; see
+    /// `Reactor::insert_io`).
+    key: u32,
+    /// Oneshot backends (poll, select): the directions (`Dir::bit`) the
+    /// registration is armed for. Firing disarms all; a waiter re-arms its
+    /// direction.
+    armed: u8,
+    /// Whether the source has chosen its home for good (at its first wait).
+    settled: bool,
+}
 
 /// The wakers waiting on one direction. Kept small, since every idle
 /// connection has two: the usual case (one task reading) needs no
@@ -239,63 +279,113 @@ pub(crate) struct Waiting {
 }
 
 impl Source {
-    pub(crate) fn new(fd: RawFd, key: u32) -> Source {
+    pub(crate) fn new(fd: RawFd, home: Arc<Reactor>, key: u32) -> Source {
         Source {
             fd,
-            key,
-            ticks: [AtomicU64::new(1), AtomicU64::new(1)],
-            consumed: [AtomicU64::new(0), AtomicU64::new(0)],
-            no_drain: AtomicU8::new(0),
-            armed: AtomicU8::new(0),
-            state: Mutex::default(),
+            readiness: [AtomicU64::new(Word::NEW), AtomicU64::new(Word::NEW)],
+            state: Mutex::new(State {
+                waiters: Default::default(),
+                home,
+                key,
+                armed: 0,
+                settled: false,
+            }),
         }
     }
 
-    /// The key in the reactor's slab.
-    pub(crate) fn key(&self) -> usize {
-        self.key as usize
-    }
-
-    /// The selector token: the key.
-    pub(crate) fn token(&self) -> Token {
-        Token(self.key())
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The reactor the source is registered with, and its key there.
+    pub(crate) fn home(&self) -> (Arc<Reactor>, u32) {
+        let state = self.state();
+        (Arc::clone(&state.home), state.key)
+    }
+
+    /// Deregisters the fd from its home reactor; must happen before it is
+    /// closed.
+    pub(crate) fn deregister(&self) -> io::Result<()> {
+        let (home, key) = self.home();
+        home.release(self.fd, key)
     }
 
     /// The direction's tick, to read before trying a syscall.
     pub(crate) fn tick(&self, dir: Dir) -> u64 {
-        self.ticks[dir as usize].load(Ordering::Acquire)
+        Word::tick(self.readiness[dir as usize].load(Ordering::Acquire))
     }
 
     /// After a syscall that saw `tick` returned `WouldBlock`: `Ready` if an
     /// event arrived meanwhile (try again), else stores the waker (in `slot`
     /// for a future that removes it when done, or in the shared list), arms
-    /// the registration if the backend needs it, and returns `Pending`.
+    /// the registration if the backend needs it, makes sure some thread
+    /// drives the home reactor, and returns `Pending`.
+    ///
+    /// The first time, the source first settles where it is waited on (see
+    /// [`settle`](Self::settle)).
     pub(crate) fn poll_blocked(
-        &self,
-        reactor: &Reactor,
+        self: &Arc<Self>,
         dir: Dir,
         tick: u64,
         slot: Option<&mut WaiterSlot>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         let mut state = self.state();
-        if self.tick(dir) != tick {
+        if !state.settled {
+            state.settled = true;
+            drop(state);
+            self.settle();
+            state = self.state();
+        }
+        let readiness = &self.readiness[dir as usize];
+        let word = readiness.load(Ordering::Acquire);
+        if Word::tick(word) != tick {
             return Poll::Ready(Ok(()));
         }
-        self.consumed[dir as usize].store(tick, Ordering::Release);
-        let flushed = state[dir as usize].store(tick, slot, cx);
-        let armed = self.arm(reactor, &mut state, dir);
+        // The tick moves only under the lock; `drained` may set the same
+        // bit meanwhile, which this store keeps.
+        readiness.store(word | Word::BLOCKED, Ordering::Release);
+        let flushed = state.waiters[dir as usize].store(tick, slot, cx);
+        let armed = self.arm(&mut state, dir);
+        let driven = match armed {
+            Ok(()) => state.home.ensure_driven(cx.waker()),
+            Err(_) => Ok(()),
+        };
         drop(state);
         if !flushed.is_empty() {
             wake_all(flushed);
         }
         armed?;
-        reactor.ensure_driven(cx.waker())?;
+        driven?;
         Poll::Pending
+    }
+
+    /// At the first wait: if the reactor of the waiting thread (its own
+    /// while it runs a tarn executor, else the shared one) is not the
+    /// source's home, the source moves there, so that its events are
+    /// dispatched on the thread that waits for them. Registered with the
+    /// new reactor before it leaves the old one, so no event is missed
+    /// (an epoll registration reports the readiness the fd already has).
+    /// Only between edge-triggered reactors (epoll, the only backend with
+    /// a reactor per thread); if the new registration fails, it stays.
+    fn settle(self: &Arc<Self>) {
+        let Ok(here) = Reactor::current() else {
+            return;
+        };
+        let (from, from_key) = self.home();
+        if Arc::ptr_eq(&from, &here) || from.mode() != Mode::Edge || here.mode() != Mode::Edge {
+            return;
+        }
+        let Ok(key) = here.adopt(self) else {
+            return;
+        };
+        {
+            let mut state = self.state();
+            state.home = here;
+            state.key = key;
+        }
+        // The fd is open (its `Async` is being polled), so this succeeds.
+        let _ = from.release(self.fd, from_key);
     }
 
     /// `Ready` once a read (or write) would not block, as far as the kernel
@@ -306,8 +396,7 @@ impl Source {
     /// so that a caller looping on `readable()` and a read of its own never
     /// spins on stale readiness.
     pub(crate) fn poll_ready(
-        &self,
-        reactor: &Reactor,
+        self: &Arc<Self>,
         dir: Dir,
         slot: Option<&mut WaiterSlot>,
         cx: &mut Context<'_>,
@@ -326,7 +415,7 @@ impl Source {
                 return Poll::Ready(Ok(()));
             }
             // Not ready: wait, unless an event landed meanwhile.
-            match self.poll_blocked(reactor, dir, tick, slot.as_deref_mut(), cx) {
+            match self.poll_blocked(dir, tick, slot.as_deref_mut(), cx) {
                 Poll::Ready(Ok(())) => continue,
                 other => return other,
             }
@@ -336,46 +425,52 @@ impl Source {
     /// Whether the last operation that saw `tick` found the direction
     /// empty (`WouldBlock`, or a short read): no event has arrived since.
     pub(crate) fn known_blocked(&self, dir: Dir, tick: u64) -> bool {
-        self.consumed[dir as usize].load(Ordering::Acquire) == tick
+        let word = self.readiness[dir as usize].load(Ordering::Acquire);
+        Word::tick(word) == tick && word & Word::BLOCKED != 0
     }
 
     /// A read that saw `tick` returned less than it asked for: the socket
     /// is drained, and the next read may wait for an event instead of
     /// trying a syscall that would say `WouldBlock`. No effect if an event
-    /// arrived since `tick`, or for a direction in `no_drain` (closed, or a
-    /// read that may have stopped at an urgent mark).
+    /// arrived since `tick`, or for a direction that is `NO_DRAIN` (closed,
+    /// or a read that may have stopped at an urgent mark).
     pub(crate) fn drained(&self, dir: Dir, tick: u64) {
-        // Without the lock: if an event lands meanwhile it bumps the tick
-        // (and sets `no_drain` first), so `consumed` ends up naming a past
-        // tick and the direction is not believed blocked. At worst a stale
-        // store costs one read that says `WouldBlock`.
-        if self.tick(dir) == tick && self.no_drain.load(Ordering::Acquire) & dir.bit() == 0 {
-            self.consumed[dir as usize].store(tick, Ordering::Release);
+        // Without the lock, so by compare-and-swap: an event that lands
+        // meanwhile has moved the tick, and the swap fails.
+        let readiness = &self.readiness[dir as usize];
+        let word = readiness.load(Ordering::Acquire);
+        let flags = Word::BLOCKED | Word::NO_DRAIN;
+        if Word::tick(word) == tick && word & flags == 0 {
+            let _ = readiness.compare_exchange(
+                word,
+                word | Word::BLOCKED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
         }
     }
 
     /// Forgets a future's waiter slot.
     pub(crate) fn remove_waiter(&self, dir: Dir, slot: &mut WaiterSlot) {
         if let Some((key, _)) = slot.0.take() {
-            if let Some(extra) = self.state()[dir as usize].extra.as_deref_mut() {
+            if let Some(extra) = self.state().waiters[dir as usize].extra.as_deref_mut() {
                 extra.waiters.try_remove(key);
             }
         }
     }
 
     /// On oneshot backends, makes sure the registration is armed for `dir`.
-    ///
-    /// Called with the lock held (`_state` proves it).
-    fn arm(&self, reactor: &Reactor, _state: &mut State, dir: Dir) -> io::Result<()> {
-        let armed = self.armed.load(Ordering::Relaxed);
-        if reactor.mode() != Mode::Oneshot || armed & dir.bit() != 0 {
+    fn arm(&self, state: &mut State, dir: Dir) -> io::Result<()> {
+        if state.home.mode() != Mode::Oneshot || state.armed & dir.bit() != 0 {
             return Ok(());
         }
-        let bits = armed | dir.bit();
-        reactor
+        let bits = state.armed | dir.bit();
+        let token = Token(state.key as usize);
+        state
+            .home
             .selector()
-            .modify(self.fd, self.token(), Dir::interest(bits), Mode::Oneshot)?;
-        self.armed.store(bits, Ordering::Relaxed);
+            .modify(self.fd, token, Dir::interest(bits), Mode::Oneshot)?;
+        state.armed = bits;
         Ok(())
     }
 
@@ -383,44 +478,45 @@ impl Source {
     pub(crate) fn on_event(&self, reactor: &Reactor, event: &Event, wakers: &mut Vec<Waker>) {
         let read = event.readable() || event.read_closed() || event.error() || event.priority();
         let write = event.writable() || event.write_closed() || event.error();
+        let read_no_drain = event.read_closed() || event.error() || event.priority();
+        let write_no_drain = event.write_closed() || event.error();
         let mut state = self.state();
-        let mut no_drain = 0;
-        if event.read_closed() || event.error() || event.priority() {
-            no_drain |= Dir::Read.bit();
-        }
-        if event.write_closed() || event.error() {
-            no_drain |= Dir::Write.bit();
-        }
-        if no_drain != 0 {
-            // Before the ticks move: see `drained`.
-            self.no_drain.fetch_or(no_drain, Ordering::Release);
-        }
-        for (fired, dir) in [(read, Dir::Read), (write, Dir::Write)] {
+        for (fired, no_drain, dir) in [
+            (read, read_no_drain, Dir::Read),
+            (write, write_no_drain, Dir::Write),
+        ] {
             if !fired {
                 continue;
             }
-            // Written only under the lock, so load + store is an increment.
-            let tick = &self.ticks[dir as usize];
-            tick.store(tick.load(Ordering::Relaxed) + 1, Ordering::Release);
-            state[dir as usize].take_wakers(wakers);
+            // The tick moves only under the lock, so load + store is an
+            // increment; a `drained` swap in between is meant to be undone.
+            let readiness = &self.readiness[dir as usize];
+            let word = readiness.load(Ordering::Relaxed);
+            let mut next = (word & !Word::BLOCKED).wrapping_add(Word::TICK);
+            if no_drain {
+                next |= Word::NO_DRAIN;
+            }
+            readiness.store(next, Ordering::Release);
+            state.waiters[dir as usize].take_wakers(wakers);
         }
         if reactor.mode() == Mode::Oneshot {
             // The event disarmed the registration; re-arm for whoever is
             // still waiting on a direction that did not fire.
-            self.armed.store(0, Ordering::Relaxed);
+            state.armed = 0;
             let mut again = 0;
             for dir in [Dir::Read, Dir::Write] {
-                if state[dir as usize].waiting() > 0 {
+                if state.waiters[dir as usize].waiting() > 0 {
                     again |= dir.bit();
                 }
             }
+            let token = Token(state.key as usize);
             if again != 0
                 && reactor
                     .selector()
-                    .modify(self.fd, self.token(), Dir::interest(again), Mode::Oneshot)
+                    .modify(self.fd, token, Dir::interest(again), Mode::Oneshot)
                     .is_ok()
             {
-                self.armed.store(again, Ordering::Relaxed);
+                state.armed = again;
             }
         }
     }
@@ -429,8 +525,8 @@ impl Source {
     pub(crate) fn waiting(&self) -> Waiting {
         let state = self.state();
         Waiting {
-            readers: state[0].waiting(),
-            writers: state[1].waiting(),
+            readers: state.waiters[0].waiting(),
+            writers: state.waiters[1].waiting(),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -37,10 +38,10 @@ use crate::timer_queue::TimerId;
 /// assert!(start.elapsed() >= Duration::from_millis(5));
 /// ```
 pub struct Timer {
-    /// The registration in the reactor: the deadline as the reactor keys it
-    /// (for `when`; a change of deadline cancels first), the id, and the
-    /// waker stored.
-    registered: Option<(u64, TimerId, Waker)>,
+    /// The registration: the reactor (of the thread that polled it), the
+    /// deadline as that reactor keys it (for `when`; a change of deadline
+    /// cancels first), the id, and the waker stored.
+    registered: Option<(Arc<Reactor>, u64, TimerId, Waker)>,
     /// The next deadline; `None` for a timer that never fires.
     when: Option<Instant>,
     /// For intervals, the period.
@@ -110,8 +111,8 @@ impl Timer {
     }
 
     fn cancel(&mut self) {
-        if let Some((when, id, _)) = self.registered.take() {
-            Reactor::get().remove_timer(when, id);
+        if let Some((reactor, when, id, _)) = self.registered.take() {
+            reactor.remove_timer(when, id);
         }
     }
 
@@ -119,14 +120,13 @@ impl Timer {
         let Some(when) = self.when else {
             return Poll::Pending;
         };
-        let reactor = Reactor::get();
         // Fired by the reactor: due, and no need to read the clock.
-        let fired = matches!(self.registered, Some((at, ..)) if reactor.has_fired(at));
+        let fired = matches!(&self.registered, Some((reactor, at, ..)) if reactor.has_fired(*at));
         let mut now = None;
         if !fired {
             let time = Instant::now();
             if time < when {
-                self.register(reactor, when, cx);
+                self.register(when, cx);
                 return Poll::Pending;
             }
             now = Some(time);
@@ -145,24 +145,31 @@ impl Timer {
         Poll::Ready(Some(when))
     }
 
-    /// Makes sure the reactor will wake `cx` at `when`.
-    fn register(&mut self, reactor: &Reactor, when: Instant, cx: &Context<'_>) {
-        match &mut self.registered {
-            Some((at, id, waker)) => {
-                if !waker.will_wake(cx.waker()) {
-                    // Refresh the waker; re-insert if the entry is gone.
-                    if !reactor.update_timer(*id, cx.waker()) {
-                        *id = reactor.insert_timer(*at, cx.waker());
-                    }
-                    *waker = cx.waker().clone();
+    /// Makes sure a reactor will wake `cx` at `when`: the one of the thread
+    /// polling, which for a timer polled again with the same waker is the
+    /// one it is registered with already.
+    fn register(&mut self, when: Instant, cx: &Context<'_>) {
+        if let Some((reactor, at, id, waker)) = &mut self.registered {
+            if waker.will_wake(cx.waker()) {
+                return;
+            }
+            // A new waker, maybe of another thread: a timer moves to the
+            // reactor of the thread that polls it.
+            if Reactor::current().is_ok_and(|here| Arc::ptr_eq(&here, reactor)) {
+                // Refresh the waker; re-insert if the entry is gone.
+                if !reactor.update_timer(*id, cx.waker()) {
+                    *id = reactor.insert_timer(*at, cx.waker());
                 }
+                *waker = cx.waker().clone();
+                return;
             }
-            None => {
-                let at = reactor.deadline_ns(when);
-                let id = reactor.insert_timer(at, cx.waker());
-                self.registered = Some((at, id, cx.waker().clone()));
-            }
+            self.cancel();
         }
+        let reactor =
+            Reactor::current().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"));
+        let at = reactor.deadline_ns(when);
+        let id = reactor.insert_timer(at, cx.waker());
+        self.registered = Some((reactor, at, id, cx.waker().clone()));
     }
 }
 

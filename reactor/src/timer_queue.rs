@@ -129,6 +129,34 @@ impl TimerQueue {
         self.stale = 0;
     }
 
+    /// The deadline of the next pending timer, if any (dropping the stale
+    /// entries in front of it).
+    pub(crate) fn next_due(&mut self) -> Option<u64> {
+        let TimerQueue {
+            buckets,
+            slots,
+            stale,
+            scratch,
+            ..
+        } = self;
+        while let Some(mut front) = buckets.first_entry() {
+            let bucket = front.get_mut();
+            if !bucket.sorted {
+                sort_latest_first(&mut bucket.entries, scratch);
+                bucket.sorted = true;
+            }
+            while let Some(&(when, seq, key)) = bucket.entries.last() {
+                if slots.get(key as usize).is_some_and(|s| s.seq == seq) {
+                    return Some(when);
+                }
+                bucket.entries.pop();
+                *stale -= 1;
+            }
+            front.remove();
+        }
+        None
+    }
+
     /// Moves the wakers of timers due at or before `now` into `wakers`, in
     /// deadline order; returns the nanoseconds until the next deadline.
     pub(crate) fn fire(&mut self, now: u64, wakers: &mut Vec<Waker>) -> Option<u64> {

@@ -26,18 +26,18 @@ use futures::task::noop_waker;
 use proptest::prelude::*;
 use tarn_reactor::{drive, timeout, Async, Reactor, Stats, Timer};
 use tarn_test_support::{
-    bounded, fill_send_buffer, native_or_valgrind, open_fds, rerun_on_poll_and_select, unix_pair,
-    Rng,
+    bounded, fill_send_buffer, native_or_valgrind, open_io_fds, rerun_on_poll_and_select,
+    unix_pair, Rng,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Takes the lock that serializes this binary's tests, and makes sure the
-/// reactor (with its own fds) exists before any fd is counted.
+/// Takes the lock that serializes this binary's tests. Their fd counts
+/// leave out the reactors' own fds (`open_io_fds`): each test thread that
+/// drives has a reactor of its own, which closes as the thread ends, maybe
+/// while the next test counts.
 fn serial() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = Reactor::get();
-    guard
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
@@ -50,7 +50,7 @@ fn on_poll_and_select_backends() {
 
 /// The gauges of `stats()` (not the ever-growing counters).
 fn gauges() -> (usize, usize, usize, usize) {
-    let s: Stats = Reactor::get().stats();
+    let s: Stats = tarn_reactor::stats();
     (s.sources, s.waiting_readers, s.waiting_writers, s.timers)
 }
 
@@ -59,9 +59,9 @@ fn assert_clean(fds_before: usize, what: &str) {
         gauges(),
         (0, 0, 0, 0),
         "{what}: (sources, waiting readers, waiting writers, timers) after dropping everything; {:?}",
-        Reactor::get().sources()
+        tarn_reactor::sources()
     );
-    assert_eq!(open_fds(), fds_before, "{what}: fds leaked");
+    assert_eq!(open_io_fds(), fds_before, "{what}: fds leaked");
 }
 
 /// Polls `fut` `times` times with `waker`; true if it completed.
@@ -74,7 +74,7 @@ fn poll_times<F: Future + ?Sized>(mut fut: Pin<&mut F>, times: usize, waker: &Wa
 fn dropping_pending_operations_by_hand_leaves_nothing_registered() {
     let _serial = serial();
     bounded("drop_by_hand", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         assert_eq!(gauges(), (0, 0, 0, 0), "the reactor starts clean");
         {
             // `a` cannot write (its buffer is full); `b` has nothing to read.
@@ -114,10 +114,10 @@ fn dropping_pending_operations_by_hand_leaves_nothing_registered() {
             ));
             let mut timer = Timer::after(Duration::from_secs(3600));
             assert!(!poll_times(Pin::new(&mut timer), 2, &waker));
-            assert_eq!(Reactor::get().stats().timers, 1);
+            assert_eq!(tarn_reactor::stats().timers, 1);
             drop(timer);
-            assert_eq!(Reactor::get().stats().timers, 0, "a dropped timer stays");
-            assert_eq!(Reactor::get().stats().sources, 2);
+            assert_eq!(tarn_reactor::stats().timers, 0, "a dropped timer stays");
+            assert_eq!(tarn_reactor::stats().sources, 2);
             drop((peer_a, peer_b));
         }
         assert_clean(fds, "drop_by_hand");
@@ -128,7 +128,7 @@ fn dropping_pending_operations_by_hand_leaves_nothing_registered() {
 fn dropping_readiness_futures_removes_their_waiters_at_once() {
     let _serial = serial();
     bounded("readiness_slots", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         {
             let (a, _peer_a) = unix_pair();
             let (b, _peer_b) = unix_pair();
@@ -143,15 +143,15 @@ fn dropping_readiness_futures_removes_their_waiters_at_once() {
             for w in &mut writers {
                 assert!(!poll_times(w.as_mut(), 1, &waker));
             }
-            let s = Reactor::get().stats();
+            let s = tarn_reactor::stats();
             assert_eq!((s.waiting_readers, s.waiting_writers), (5, 3));
             readers.truncate(2);
             writers.truncate(1);
-            let s = Reactor::get().stats();
+            let s = tarn_reactor::stats();
             assert_eq!((s.waiting_readers, s.waiting_writers), (2, 1));
             drop(readers);
             drop(writers);
-            let s = Reactor::get().stats();
+            let s = tarn_reactor::stats();
             assert_eq!((s.waiting_readers, s.waiting_writers), (0, 0));
         }
         assert_clean(fds, "readiness_slots");
@@ -162,31 +162,31 @@ fn dropping_readiness_futures_removes_their_waiters_at_once() {
 fn dropping_timers_removes_them() {
     let _serial = serial();
     bounded("drop_timers", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         let waker = noop_waker();
         let mut timers: Vec<Timer> = (0..1000)
             .map(|i| Timer::after(Duration::from_millis(500 + i)))
             .collect();
         // Not registered until polled.
-        assert_eq!(Reactor::get().stats().timers, 0);
+        assert_eq!(tarn_reactor::stats().timers, 0);
         for t in &mut timers {
             assert!(!poll_times(Pin::new(t), 2, &waker));
         }
-        assert_eq!(Reactor::get().stats().timers, 1000);
+        assert_eq!(tarn_reactor::stats().timers, 1000);
         timers.truncate(400);
-        assert_eq!(Reactor::get().stats().timers, 400);
+        assert_eq!(tarn_reactor::stats().timers, 400);
         // Re-targeting replaces the entry, it does not add one.
         for t in &mut timers {
             t.set_after(Duration::from_secs(7200));
             assert!(!poll_times(Pin::new(t), 1, &waker));
         }
-        assert_eq!(Reactor::get().stats().timers, 400);
+        assert_eq!(tarn_reactor::stats().timers, 400);
         // Polling with another waker replaces the waker, not the entry.
         let other = futures::task::waker(std::sync::Arc::new(Nothing));
         for t in &mut timers {
             assert!(!poll_times(Pin::new(t), 1, &other));
         }
-        assert_eq!(Reactor::get().stats().timers, 400);
+        assert_eq!(tarn_reactor::stats().timers, 400);
         drop(timers);
         // Intervals, timeouts, and timers that fired.
         drive(async {
@@ -217,7 +217,7 @@ impl futures::task::ArcWake for Nothing {
 fn operations_cancelled_by_random_timeouts_leave_nothing_behind() {
     let _serial = serial();
     bounded("random_timeouts", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         let mut rng = Rng::xorshift(44);
         drive(async {
             let (a, b) = unix_pair();
@@ -270,7 +270,7 @@ fn dropping_async_with_waiters_on_another_thread_is_clean() {
     // after that thread gives up: nothing of it remains.
     let _serial = serial();
     bounded("drop_async_threads", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         for _ in 0..50 {
             let (a, b) = unix_pair();
             let b = Async::new(b).unwrap();
@@ -295,15 +295,15 @@ fn dropping_async_with_waiters_on_another_thread_is_clean() {
 fn dropped_async_closes_its_fd_exactly_once() {
     let _serial = serial();
     bounded("close_once", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         let (a, b) = unix_pair();
         let a = Async::new(a).unwrap();
-        assert_eq!(open_fds(), fds + 2);
+        assert_eq!(open_io_fds(), fds + 2);
         drop(a);
-        assert_eq!(open_fds(), fds + 1, "dropping Async closes its fd");
+        assert_eq!(open_io_fds(), fds + 1, "dropping Async closes its fd");
         let b = Async::new(b).unwrap();
         let b: UnixStream = b.into_inner().unwrap();
-        assert_eq!(open_fds(), fds + 1, "into_inner keeps the fd open");
+        assert_eq!(open_io_fds(), fds + 1, "into_inner keeps the fd open");
         // The reactor kept no reference: a write to the closed peer fails.
         let err = (&b).write(b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
@@ -316,16 +316,16 @@ fn dropped_async_closes_its_fd_exactly_once() {
 fn a_wait_slot_keeps_to_one_fd_and_direction_and_leaves_when_dropped() {
     let _serial = serial();
     bounded("wait_slot", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         {
             let (x, _x_peer) = unix_pair();
             let (y, _y_peer) = unix_pair();
             let (x, y) = (Async::new(x).unwrap(), Async::new(y).unwrap());
             // Polled as a driver's own task would be, so that no fallback
             // thread starts (the next tests take the driver lock).
-            let _driving = tarn_reactor::DriverGuard::enter();
+            let _driving = tarn_reactor::driver::DriverGuard::enter();
             let waker = noop_waker();
-            tarn_reactor::DriverGuard::polling(&waker);
+            tarn_reactor::driver::DriverGuard::polling(&waker);
             let mut cx = Context::from_waker(&waker);
 
             // Another waiter on y, in a place of its own.
@@ -373,7 +373,7 @@ fn completed_read_with_and_write_with_leave_no_waiter_behind() {
     // drop to hook; their stale wakers go at the next event, by design.)
     let _serial = serial();
     bounded("completed_read_with", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         {
             let (a, b) = unix_pair();
             let (a, b) = (Async::new(a).unwrap(), Async::new(b).unwrap());
@@ -383,7 +383,8 @@ fn completed_read_with_and_write_with_leave_no_waiter_behind() {
             );
             // Observations are asserted after the lock is released, so that
             // a failure here does not poison it for the other tests.
-            let driving = Reactor::get().lock();
+            let shared = Reactor::shared().unwrap();
+            let driving = shared.lock();
             let waker = noop_waker();
 
             let mut read = Box::pin(b.read_with(|s| (&mut &*s).read(&mut [0u8; 4])));
@@ -437,7 +438,7 @@ fn cancelled_read_with_and_write_with_leave_no_waiter_behind() {
     // `drive(timeout(d, s.read_with(..)))` would pile them up).
     let _serial = serial();
     bounded("cancelled_read_with", || {
-        let fds = open_fds();
+        let fds = open_io_fds();
         {
             let (a, _peer_a) = unix_pair();
             let (b, peer_b) = unix_pair();
@@ -636,7 +637,7 @@ impl Rig {
 }
 
 fn run_schedule(steps: &[Step]) {
-    let fds = open_fds();
+    let fds = open_io_fds();
     assert_eq!(gauges(), (0, 0, 0, 0), "the reactor starts clean");
     {
         let mut rig = Rig::new();

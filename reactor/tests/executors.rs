@@ -454,10 +454,11 @@ fn a_panicking_waker_does_not_stop_the_rest_of_its_batch() {
             let panics = count_panics();
             let (peer, a) = unix_pair();
             let a = Async::new(a).unwrap();
-            // Drive the reactor here (the fallback thread steps aside), so
+            // Drive this thread's reactor here (on poll and select, the
+            // shared one, which the fallback thread then leaves to us), so
             // the event is dispatched by the `react` call below.
-            let _driving = tarn_reactor::DriverGuard::enter();
-            let mut driver = tarn_reactor::Reactor::get().lock();
+            let driving = tarn_reactor::driver::DriverGuard::enter();
+            let mut driver = driving.reactor().unwrap().lock();
             // Two waiters on one fd and direction, the panicking one first:
             // one event wakes both, in that order.
             let bad = panicking_waker();

@@ -32,7 +32,7 @@ fn on_poll_and_select_backends() {
 const MIB: usize = 1 << 20;
 
 fn source_of(fd: i32) -> Option<tarn_reactor::SourceInfo> {
-    Reactor::get().sources().into_iter().find(|s| s.fd == fd)
+    tarn_reactor::sources().into_iter().find(|s| s.fd == fd)
 }
 
 /// Writes `len` pseudo-random bytes in chunks of random sizes; returns
@@ -483,7 +483,7 @@ fn sources_lists_a_waiting_reader_and_writer() {
 #[test]
 fn stats_counters_grow_with_selects_events_and_wakes() {
     bounded("stats_grow", || {
-        let before = Reactor::get().stats();
+        let before = tarn_reactor::stats();
         let (a, b) = unix_pair();
         let b = Async::new(b).unwrap();
         // Write once block_on surely sleeps in select (later under valgrind).
@@ -497,17 +497,17 @@ fn stats_counters_grow_with_selects_events_and_wakes() {
             b.readable().await.unwrap();
         });
         let _a = writer.join().unwrap();
-        let after = Reactor::get().stats();
+        let after = tarn_reactor::stats();
         assert!(after.selects > before.selects, "{before:?} -> {after:?}");
         assert!(after.events > before.events, "{before:?} -> {after:?}");
         assert!(after.wakes > before.wakes, "{before:?} -> {after:?}");
-        let shown = format!("{:?}", Reactor::get());
+        let shown = format!("{:?}", Reactor::current().unwrap());
         assert!(
             shown.contains("backend") && shown.contains("stats"),
             "{shown}"
         );
         assert_eq!(
-            Reactor::get().backend().name(),
+            Reactor::current().unwrap().backend().name(),
             backend_name(),
             "TARN_SELECTOR picks the backend"
         );
@@ -528,10 +528,10 @@ fn blocked_writer_does_not_spin_when_the_peer_shuts_down_its_write_side() {
             let a = Async::new(a).unwrap();
             b.shutdown(std::net::Shutdown::Write).unwrap();
             drive(async {
-                let before = Reactor::get().stats().selects;
+                let before = tarn_reactor::stats().selects;
                 let waited = timeout(Duration::from_millis(200), a.writable()).await;
                 assert!(waited.is_err(), "the socket cannot have become writable");
-                let selects = Reactor::get().stats().selects - before;
+                let selects = tarn_reactor::stats().selects - before;
                 // A sleeping reactor selects a handful of times in 200 ms;
                 // a spinning one, thousands.
                 assert!(
@@ -554,11 +554,11 @@ fn blocked_reader_does_not_spin_when_the_socket_is_writable() {
             let (a, b) = unix_pair();
             let a = Async::new(a).unwrap();
             drive(async {
-                let before = Reactor::get().stats().selects;
+                let before = tarn_reactor::stats().selects;
                 assert!(timeout(Duration::from_millis(200), a.readable())
                     .await
                     .is_err());
-                let selects = Reactor::get().stats().selects - before;
+                let selects = tarn_reactor::stats().selects - before;
                 assert!(selects < 100, "{selects} selects in 200 ms");
             });
             drop(b);

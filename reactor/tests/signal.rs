@@ -17,8 +17,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
+use tarn_reactor::driver::DriverGuard;
 use tarn_reactor::signal::{ctrl_c, Signal, Signals};
-use tarn_reactor::{drive, timeout, DriverGuard};
+use tarn_reactor::{drive, timeout};
 use tarn_test_support::{bounded, isolated_with_patience, rerun_on_poll_and_select, HANG};
 
 #[test]

@@ -525,7 +525,7 @@ fn short_timers_from_threads_sharing_the_driver_all_fire() {
             for t in threads {
                 t.join().unwrap();
             }
-            assert_eq!(tarn_reactor::Reactor::get().stats().timers, 0);
+            assert_eq!(tarn_reactor::stats().timers, 0);
         },
     );
 }

@@ -25,7 +25,7 @@ use common::waiting_on;
 use futures::future::{join_all, select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tarn_reactor::{drive, timeout, Async, Reactor, Timer};
+use tarn_reactor::{drive, timeout, Async, Timer};
 use tarn_test_support::{
     bounded, fill_send_buffer, isolated, isolated_with_patience, native_or_valgrind,
     rerun_on_poll_and_select, unix_pair, Rng, HANG,
@@ -581,7 +581,8 @@ fn reactor_keeps_working_after_a_panic_while_its_driver_lock_was_held() {
         HANG,
         || {
             let panicked = std::panic::catch_unwind(|| {
-                let _driving = Reactor::get().lock();
+                let guard = tarn_reactor::driver::DriverGuard::enter();
+                let _driving = guard.reactor().unwrap().lock();
                 panic!("boom while driving");
             });
             assert!(panicked.is_err());
@@ -619,7 +620,7 @@ fn task_woken_by_its_own_threads_react_does_not_interrupt_the_next_select() {
                     a.write_all(&byte).unwrap();
                 }
             });
-            let before = Reactor::get().stats();
+            let before = tarn_reactor::stats();
             drive(async {
                 let mut b = Async::new(b).unwrap();
                 let mut byte = [0u8];
@@ -628,7 +629,7 @@ fn task_woken_by_its_own_threads_react_does_not_interrupt_the_next_select() {
                     b.read_exact(&mut byte).await.unwrap();
                 }
             });
-            let after = Reactor::get().stats();
+            let after = tarn_reactor::stats();
             peer.join().unwrap();
             let selects = after.selects - before.selects;
             let events = after.events - before.events;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -211,6 +211,35 @@ impl Selector {
             Inner::Epoll(_) => Backend::Epoll,
             Inner::Poll(_) => Backend::Poll,
             Inner::Select(_) => Backend::Select,
+        }
+    }
+
+    /// The selector's own fd, on backends that have one (epoll): it is
+    /// readable whenever a `select` would report something, so another
+    /// selector can watch this one (nested epoll). `None` on poll and
+    /// select, which keep their sets in user space.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use std::os::fd::AsRawFd;
+    /// use tarn_selector::{Backend, Events, Interest, Mode, Selector, Token};
+    ///
+    /// let inner = Selector::with_backend(Backend::Epoll)?;
+    /// let outer = Selector::with_backend(Backend::Epoll)?;
+    /// let fd = inner.pollable_fd().expect("epoll has one").as_raw_fd();
+    /// outer.register(fd, Token(1), Interest::READABLE, Mode::Level)?;
+    /// inner.notifier().notify(); // something for `inner` to report
+    /// let mut events = Events::with_capacity(8);
+    /// outer.select(&mut events, Some(Duration::from_secs(5)))?;
+    /// assert_eq!(events.iter().next().map(|e| e.token()), Some(Token(1)));
+    /// outer.deregister(fd)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pollable_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.inner {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Inner::Epoll(s) => Some(s.fd()),
+            Inner::Poll(_) | Inner::Select(_) => None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Which selector backend this process's reactor uses, and which ones a
+//! Which selector backend this process's reactors use, and which ones a
 //! test that runs per backend should cover.
 
 /// The variable tarn-selector reads to pick a backend (`epoll`, `poll` or
@@ -9,7 +9,7 @@ pub const SELECTOR_ENV: &str = "TARN_SELECTOR";
 /// the child does not re-run itself in turn.
 pub(crate) const BACKEND_CHILD_ENV: &str = "TARN_TEST_BACKEND_CHILD";
 
-/// The backend this process's reactor uses: [`SELECTOR_ENV`] in lower case,
+/// The backend this process's reactors use: [`SELECTOR_ENV`] in lower case,
 /// or `"epoll"` (the default on Linux) when it is unset or empty.
 pub fn backend_name() -> String {
     chosen_backend().unwrap_or_else(|| "epoll".into())

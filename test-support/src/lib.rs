@@ -101,8 +101,8 @@ pub use limits::{
 };
 pub use mode::{native_or_valgrind, sized, soak, switched_on, valgrind, SOAK_ENV, VALGRIND_ENV};
 pub use process::{
-    cpu_time, cpu_time_of, open_fd_numbers, open_fds, open_fds_of, rss_kib, rss_kib_of,
-    thread_cpu_time, threads_named, virtual_size,
+    cpu_time, cpu_time_of, open_fd_numbers, open_fds, open_fds_of, open_io_fds, rss_kib,
+    rss_kib_of, thread_cpu_time, threads_named, virtual_size,
 };
 pub use rerun::{
     isolated, isolated_on_each_backend, isolated_with_patience, rerun_on_poll_and_select,

@@ -239,8 +239,30 @@ pub async fn stream_through_echo(addr: SocketAddr, i: u64, len: usize) -> io::Re
     Ok(())
 }
 
+/// Creates the reactors that outlive what a leak check counts, so that it
+/// counts their fds from the start: the shared one, and this thread's own
+/// (which `block_on` keeps for the thread's next call). Call outside
+/// `block_on`.
+pub fn warm_up_reactors() {
+    let _ = tarn_reactor::Reactor::shared();
+    tarn::block_on(async {});
+}
+
+/// The fds of the reactor that a thread running tarn's executor has of its
+/// own, for as long as the thread lives: an epoll fd and an eventfd on
+/// epoll; none on poll and select, where every thread uses the shared one.
+pub fn thread_reactor_fds() -> usize {
+    let backend = tarn::selector::Backend::from_env()
+        .expect("TARN_SELECTOR")
+        .unwrap_or_else(tarn::selector::Backend::best);
+    match backend {
+        tarn::selector::Backend::Epoll => 2,
+        _ => 0,
+    }
+}
+
 /// What the leak checks compare before and after: the process's open fds
-/// and the reactor's gauges.
+/// and the reactors' gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
     pub fds: usize,
@@ -251,7 +273,14 @@ pub struct Held {
 }
 
 impl Held {
-    /// The process's open fds and the reactor's gauges now.
+    /// The counts a leak check starts from: the long-lived reactors made
+    /// first (see [`warm_up_reactors`]), then [`now`](Self::now).
+    pub fn start() -> Held {
+        warm_up_reactors();
+        Held::now()
+    }
+
+    /// The process's open fds and the reactors' gauges now.
     pub fn now() -> Held {
         let stats = tarn::stats();
         Held {
@@ -263,10 +292,11 @@ impl Held {
         }
     }
 
-    /// The counts with one more listener, waiting in `accept`.
-    pub fn with_listener(self) -> Held {
+    /// The counts with a server thread running (its reactor, see
+    /// [`thread_reactor_fds`]) and its listener waiting in `accept`.
+    pub fn with_server(self) -> Held {
         Held {
-            fds: self.fds + 1,
+            fds: self.fds + thread_reactor_fds() + 1,
             sources: self.sources + 1,
             waiting_readers: self.waiting_readers + 1,
             ..self

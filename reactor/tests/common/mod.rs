@@ -5,12 +5,9 @@
 //!
 //! Each test binary compiles its own copy of this module.
 
-use tarn_reactor::Reactor;
-
-/// The (readers, writers) the reactor lists as waiting on `fd`.
+/// The (readers, writers) the reactors list as waiting on `fd`.
 pub fn waiting_on(fd: i32) -> (usize, usize) {
-    Reactor::get()
-        .sources()
+    tarn_reactor::sources()
         .into_iter()
         .find(|s| s.fd == fd)
         .map_or((0, 0), |s| (s.readers, s.writers))

@@ -14,7 +14,7 @@
 //! for `EPOLLRDHUP`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +54,11 @@ impl Selector {
             Token::WAKE,
         )?;
         Ok(selector)
+    }
+
+    /// The epoll fd, which is readable while events are ready.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.epfd.as_fd()
     }
 
     pub(crate) fn signal(&self) -> &Arc<Signal> {

@@ -1,0 +1,204 @@
+//! [`Parker`]: puts a thread to sleep until woken, inside its reactor's
+//! `select` when it can take the driver lock, on a condition variable when
+//! another thread holds it.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Wake, Waker};
+use std::time::Duration;
+
+use crate::reactor::{lock, Reactor};
+
+thread_local! {
+    /// The parker whose thread is inside `react` right now, if any.
+    static REACTING: Cell<*const ParkerInner> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Puts a thread to sleep until woken, driving the reactor meanwhile if it can.
+///
+/// A parker drives the reactor that was [current](Reactor::current) when it
+/// first parked: inside a [`DriverGuard`](super::DriverGuard), this
+/// thread's own.
+#[derive(Debug)]
+pub struct Parker {
+    inner: Arc<ParkerInner>,
+}
+
+/// Wakes a [`Parker`]; cheap to clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Unparker {
+    inner: Arc<ParkerInner>,
+}
+
+#[derive(Debug, Default)]
+struct ParkerInner {
+    woken: AtomicBool,
+    /// True while the parked thread is in (or about to enter) `select`.
+    in_reactor: AtomicBool,
+    /// True while this parker is on the reactor's list of threads waiting
+    /// for the driver lock, so it is listed at most once.
+    queued_for_lock: AtomicBool,
+    /// The reactor it parks in, from its first `park` on.
+    reactor: OnceLock<Arc<Reactor>>,
+    mutex: Mutex<()>,
+    condvar: Condvar,
+}
+
+impl Default for Parker {
+    fn default() -> Parker {
+        Parker::new()
+    }
+}
+
+impl Parker {
+    /// A parker for the current thread.
+    pub fn new() -> Parker {
+        Parker {
+            inner: Arc::new(ParkerInner::default()),
+        }
+    }
+
+    /// A handle that wakes this parker.
+    pub fn unparker(&self) -> Unparker {
+        Unparker {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// Marks the parker woken without signalling its thread: for wakes made
+    /// on the parker's own thread, which is running and will see the mark
+    /// before it sleeps. Costs no syscall.
+    pub fn mark_woken(&self) {
+        // Only this thread sets `woken` back to false (in `park`), so a
+        // relaxed look first is exact, and spares the store on every wake
+        // of a busy executor. Other threads' `unpark` RMWs still order
+        // against `park`'s swap.
+        if !self.inner.woken.load(Relaxed) {
+            self.inner.woken.store(true, Relaxed);
+        }
+    }
+
+    /// A [`Waker`] that unparks this parker.
+    pub fn waker(&self) -> Waker {
+        Waker::from(Arc::clone(&self.inner))
+    }
+
+    /// The reactor this parker parks in.
+    ///
+    /// # Panics
+    ///
+    /// At the first park, if no reactor can be created (no fds left).
+    fn reactor(&self) -> &Arc<Reactor> {
+        let inner = &*self.inner;
+        if let Some(reactor) = inner.reactor.get() {
+            return reactor;
+        }
+        let reactor =
+            Reactor::current().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"));
+        inner.reactor.get_or_init(|| reactor)
+    }
+
+    /// Sleeps until [`Unparker::unpark`] is called (returns at once if it was
+    /// called since the last `park`). Meanwhile drives the reactor when no
+    /// other thread does, so I/O events and timers are processed.
+    pub fn park(&self) {
+        let reactor = self.reactor();
+        let inner = &*self.inner;
+        if inner.woken.swap(false, SeqCst) {
+            // Woken already: return at once, but first process whatever I/O
+            // and timers are due, without blocking. Otherwise a future that
+            // always wakes itself (a busy task that yields) keeps this
+            // thread from ever driving the reactor, and every task waiting
+            // on I/O or a timer starves.
+            if let Some(mut driver) = reactor.try_lock() {
+                if let Err(e) = driver.react(Some(Duration::ZERO)) {
+                    panic!("tarn: the reactor failed to select: {e}");
+                }
+            }
+            return;
+        }
+        loop {
+            if inner.woken.swap(false, SeqCst) {
+                return;
+            }
+            if let Some(mut driver) = reactor.try_lock() {
+                inner.in_reactor.store(true, SeqCst);
+                if inner.woken.swap(false, SeqCst) {
+                    inner.in_reactor.store(false, SeqCst);
+                    return;
+                }
+                REACTING.with(|r| r.set(inner));
+                let res = driver.react(None);
+                REACTING.with(|r| r.set(std::ptr::null()));
+                inner.in_reactor.store(false, SeqCst);
+                if let Err(e) = res {
+                    panic!("tarn: the reactor failed to select: {e}");
+                }
+                continue;
+            }
+            // Somebody else drives. Ask to be unparked when the lock frees
+            // up, then try once more in case it freed up meanwhile.
+            if !inner.queued_for_lock.swap(true, SeqCst) {
+                reactor.wait_for_lock(self.unparker());
+            }
+            if let Some(driver) = reactor.try_lock() {
+                drop(driver);
+                continue;
+            }
+            let mut guard = lock(&inner.mutex);
+            while !inner.woken.load(SeqCst) {
+                guard = inner.condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
+            drop(guard);
+            inner.woken.store(false, SeqCst);
+            return;
+        }
+    }
+}
+
+impl Unparker {
+    /// Wakes the parker's thread, wherever it sleeps.
+    pub fn unpark(&self) {
+        self.inner.unpark();
+    }
+
+    /// Called by the reactor when the driver lock this parker waited for
+    /// was released: it may be listed again, and should try the lock.
+    pub(crate) fn lock_released(&self) {
+        self.inner.queued_for_lock.store(false, SeqCst);
+        self.inner.unpark();
+    }
+}
+
+impl ParkerInner {
+    fn unpark(&self) {
+        let inner = self;
+        if inner.woken.swap(true, SeqCst) {
+            return;
+        }
+        if inner.in_reactor.load(SeqCst) {
+            // Woken by its own `react` (dispatching an event): the thread
+            // is not in `select`, and sees `woken` when `react` returns.
+            // Only a wake from elsewhere must interrupt the `select`.
+            if !REACTING.with(|r| std::ptr::eq(r.get(), inner)) {
+                if let Some(reactor) = inner.reactor.get() {
+                    reactor.notify();
+                }
+            }
+        } else {
+            let _guard = lock(&inner.mutex);
+            inner.condvar.notify_one();
+        }
+    }
+}
+
+impl Wake for ParkerInner {
+    fn wake(self: Arc<Self>) {
+        self.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.unpark();
+    }
+}
