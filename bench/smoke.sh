@@ -10,3 +10,6 @@ bench/run.sh --quick
 # hyper on tarn against hyper on tokio: one round of 1 s runs and small
 # callgrind batches, without the tarn-hyper Server variant (about 17 s).
 bash bench/hyper.sh --quick --no-server
+# Thread per core against tokio and smol, one and two threads: one round
+# of 2 s runs and 1 s callgrind loads (about 60 s).
+bash bench/per_core.sh --quick

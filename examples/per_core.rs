@@ -5,13 +5,17 @@
 //!
 //! ```text
 //! cargo run --release --example per_core               # listens on 127.0.0.1:7002
+//! cargo run --release --example per_core 127.0.0.1:7002 2   # two executors
 //! cargo run --example client 127.0.0.1:7002            # or nc 127.0.0.1 7002
 //! ```
 //!
 //! `reuseport_listeners` makes the listeners here (the first fixes the
 //! port, with port 0 too); `PerCore` starts the threads, hands each its
 //! listener, which it adopts on its own thread, and runs its accept loop
-//! there. `TARN_PIN=1` pins executor `i` to the `i`-th allowed CPU.
+//! there, on a reactor of its own (so a connection's events are handled by
+//! the thread that serves it, with no lock or wakeup shared with the
+//! others). The second argument sets how many executors (one per core by
+//! default); `TARN_PIN=1` pins executor `i` to the `i`-th allowed CPU.
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,7 +55,12 @@ fn main() -> io::Result<()> {
         .unwrap_or("127.0.0.1:7002")
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = match std::env::args().nth(2) {
+        Some(n) => n
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("threads: {e}")))?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let listeners = reuseport_listeners(addr, cores)?;
     let addr = listeners[0].local_addr()?;
     println!("per_core: listening on {addr} with {cores} executors");

@@ -38,6 +38,16 @@ pub fn listen_addr(default: &str) -> String {
     std::env::args().nth(1).unwrap_or_else(|| default.into())
 }
 
+/// The number of executor threads: argv[2], or one per core.
+pub fn threads() -> io::Result<usize> {
+    match std::env::args().nth(2) {
+        Some(n) => n
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("threads: {e}"))),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// A non-blocking std listener bound like tarn's: `SO_REUSEADDR` (std sets
 /// it on Unix), a backlog of [`BACKLOG`] (std asks for 128; Linux lets a
 /// second `listen` call change it), and `TCP_NODELAY`, which the streams it
