@@ -156,7 +156,9 @@ pub(crate) fn schedule(job: Job, shared: &Shared) {
                 if let Some(job) = job.take() {
                     inner.queue.borrow_mut().push_back(job);
                 }
-                inner.parker.mark_woken();
+                // The executor looks at its queue before it parks; only a
+                // wake dispatched from inside its park must end the park.
+                inner.parker.mark_woken_if_parked();
             }
         }
     });
@@ -396,7 +398,7 @@ impl Inner {
             self.queue.borrow_mut().push_back(Job::Task(queued));
             handle
         };
-        self.parker.mark_woken();
+        self.parker.mark_woken_if_parked();
         JoinHandle::new(handle, Rc::downgrade(self))
     }
 

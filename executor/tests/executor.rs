@@ -511,7 +511,7 @@ fn a_finished_task_has_dropped_its_future_when_the_handle_yields() {
 }
 
 #[test]
-fn executors_on_several_threads_share_the_reactor() {
+fn executors_on_several_threads_each_drive_their_reactor() {
     let total = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..3)
         .map(|_| {
@@ -542,6 +542,42 @@ fn executors_on_several_threads_share_the_reactor() {
 #[test]
 fn on_poll_and_select_backends() {
     rerun_on_poll_and_select("on_poll_and_select_backends", None);
+}
+
+#[test]
+fn a_task_woken_by_another_task_costs_no_extra_select() {
+    // A wake made while a task runs goes to the run queue, which the
+    // executor looks at before it parks: it must not also make the next
+    // park return at once after a look at the reactor (a second select per
+    // round). Here each round is one timer wakeup, in which one task wakes
+    // the other; counted, not timed.
+    tarn_test_support::isolated("a_task_woken_by_another_task_costs_no_extra_select", || {
+        const ROUNDS: u64 = 50;
+        let selects = run(async {
+            let before = tarn_reactor::stats().selects;
+            let (tx, mut rx) = mpsc::unbounded::<u64>();
+            let waiter = spawn(async move {
+                let mut seen = 0;
+                while rx.next().await.is_some() {
+                    seen += 1;
+                }
+                seen
+            });
+            for round in 0..ROUNDS {
+                Timer::after(Duration::from_millis(1)).await;
+                tx.unbounded_send(round).unwrap();
+            }
+            drop(tx);
+            assert_eq!(waiter.await.unwrap(), ROUNDS);
+            tarn_reactor::stats().selects - before
+        });
+        // One select per timer wakeup, and a few more (the executor's
+        // periodic look, the timeout's own timer).
+        assert!(
+            selects <= ROUNDS + ROUNDS / 5,
+            "{selects} selects for {ROUNDS} timer wakeups"
+        );
+    });
 }
 
 #[test]

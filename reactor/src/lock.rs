@@ -77,10 +77,10 @@ impl ReactorLock<'_> {
             let mut timers = lock(&reactor.timers);
             let now = Instant::now();
             let now_ns = nanos_since(reactor.epoch, now);
-            let next_timer = timers
-                .queue
-                .fire(now_ns, &mut wakers)
-                .map(Duration::from_nanos);
+            let next_timer = timers.queue.fire(now_ns, &mut wakers).map(|until| {
+                let due = now_ns.saturating_add(until);
+                Duration::from_nanos(timers.queue.wake_for(due) - now_ns)
+            });
             reactor.fired(now_ns);
             let next_orphan = orphans_due.map(|due| due.saturating_duration_since(now));
             let timeout = if wakers.is_empty() {

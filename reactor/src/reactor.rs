@@ -18,7 +18,7 @@ use tarn_selector::{Backend, Events, Interest, Mode, Notifier, Selector, Token};
 use crate::driver::Unparker;
 use crate::lock::Driver;
 use crate::source::Source;
-use crate::timer_queue::{TimerId, TimerQueue};
+use crate::timer_queue::{TimerId, TimerQueue, COALESCE_NS};
 use crate::watch::Watch;
 
 /// A reactor: a [`Selector`], every fd registered with it (a source, with
@@ -403,7 +403,11 @@ impl Reactor {
             return TimerId::NONE;
         }
         let id = timers.queue.insert(when, waker.clone());
-        let wake_driver = timers.sleeping_until.is_some_and(|until| when < until);
+        // Sleeping until later than this timer may fire (it may fire up to
+        // COALESCE_NS late, as the ones the driver sleeps for may): wake it.
+        let wake_driver = timers
+            .sleeping_until
+            .is_some_and(|until| when.saturating_add(COALESCE_NS) < until);
         drop(timers);
         if wake_driver {
             self.notify();
@@ -414,9 +418,10 @@ impl Reactor {
         id
     }
 
-    /// Replaces the waker of a pending timer; false if it already fired.
-    pub(crate) fn update_timer(self: &Arc<Self>, id: TimerId, waker: &Waker) -> bool {
-        let updated = match lock(&self.timers).queue.waker_mut(id) {
+    /// Replaces the waker of a pending timer due at `when`; false if it
+    /// already fired.
+    pub(crate) fn update_timer(self: &Arc<Self>, when: u64, id: TimerId, waker: &Waker) -> bool {
+        let updated = match lock(&self.timers).queue.waker_mut(when, id) {
             Some(stored) => {
                 if !stored.will_wake(waker) {
                     *stored = waker.clone();
@@ -434,7 +439,7 @@ impl Reactor {
     /// Cancels a timer due at `when` (a no-op if it fired).
     pub(crate) fn remove_timer(&self, when: u64, id: TimerId) {
         if !self.has_fired(when) {
-            lock(&self.timers).queue.remove(id);
+            lock(&self.timers).queue.remove(when, id);
         }
     }
 

@@ -1,20 +1,24 @@
 //! The reactor's pending timers: deadlines sorted lazily in buckets of
-//! about a millisecond, beside a slab of wakers.
+//! about a millisecond, each entry holding its timer's waker.
 //!
-//! Inserting a timer is a slab insert and a push onto its bucket (found in
-//! a small ordered map of buckets); cancelling frees its slab slot and
-//! leaves the bucket entry stale. A bucket is sorted once, when it reaches
-//! the front, and then fires entry by entry, so timers fire in deadline
-//! order (equal deadlines in insertion order) and never early. Stale
+//! Buckets due within about a quarter of a second sit in a ring indexed by
+//! their deadline (later ones in an ordered map, moved into the ring as it
+//! comes near them), so inserting a timer is an index and a push; a bucket
+//! keeps its entries in insertion order until it reaches the front, is then
+//! sorted once by deadline, and fires entry by entry, so timers fire in
+//! deadline order (equal deadlines in insertion order) and never early.
+//! Either order lets a timer be found by binary search: cancelling one
+//! takes its waker out of its entry and leaves the entry stale. Stale
 //! entries are dropped as they reach the front, and all at once whenever
 //! they outnumber the live timers, so memory stays within a constant factor
 //! of the pending timers even when most are cancelled (as timeouts around
-//! I/O that completes in time are).
+//! I/O that completes in time are). Nothing here is shared between timers
+//! but their bucket: a timer fired in deadline order touches no memory of
+//! the timers inserted before or after it.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::task::Waker;
-
-use slab::Slab;
 
 /// A bucket spans 2^20 ns (about 1 ms) of deadlines.
 const BUCKET_SHIFT: u32 = 20;
@@ -28,102 +32,294 @@ const RADIX_MIN: usize = 256;
 /// The radix sort's digit: two passes of 10 bits cover a bucket's 20.
 const DIGIT_BITS: u32 = 10;
 
-/// A pending timer's handle: its slab key and its unique sequence number,
-/// which tells it apart from a later timer in the same slot.
+/// Ring slots: buckets due within about a quarter of a second of the
+/// earliest one are found by index; later ones in an ordered map.
+const RING: usize = 256;
+
+/// How late a timer may fire so that its wakeup also fires the ones due
+/// just after it (see [`TimerQueue::wake_for`]): a dense run of timers
+/// then costs one wakeup per 50 µs rather than one per timer or two.
+pub(crate) const COALESCE_NS: u64 = 50_000;
+
+/// Entries a ring bucket's vector may keep for reuse once emptied.
+const KEEP: usize = 4096;
+
+/// A pending timer's handle, with its deadline: its unique sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerId {
-    key: u32,
     seq: u64,
 }
 
 impl TimerId {
     /// Names no timer (for one that fired as it was inserted).
-    pub(crate) const NONE: TimerId = TimerId {
-        key: u32::MAX,
-        seq: u64::MAX,
-    };
+    pub(crate) const NONE: TimerId = TimerId { seq: u64::MAX };
 }
 
-#[derive(Debug)]
-struct Slot {
+/// A timer in its bucket.
+#[derive(Debug, Default)]
+struct Entry {
+    /// The deadline, in ns from the reactor's epoch.
+    when: u64,
     seq: u64,
-    waker: Waker,
+    /// `None` once the timer was removed (the entry is stale).
+    waker: Option<Waker>,
 }
 
-/// (deadline in ns, seq, slab key)
-type Entry = (u64, u64, u32);
-
+/// A bucket's entries are in one of two orders: by `seq` (the order they
+/// were inserted in, unsorted as to deadlines), or, once it is the front
+/// bucket, by deadline (`sorted`). Either way a timer is found by binary
+/// search, so removing one costs O(log n) and touches only its bucket.
 #[derive(Debug, Default)]
 struct Bucket {
     entries: Vec<Entry>,
-    /// Sorted latest first (so the next due is last), kept sorted on insert.
+    /// Sorted latest first by (deadline, seq) (so the next due is last),
+    /// kept sorted on insert; otherwise in `seq` order.
     sorted: bool,
 }
 
+impl Bucket {
+    /// The entry of timer `seq` due at `when`, if it is here.
+    fn find(&mut self, when: u64, seq: u64) -> Option<&mut Entry> {
+        let at = if self.sorted {
+            self.entries
+                .binary_search_by(|e| (when, seq).cmp(&(e.when, e.seq)))
+        } else {
+            self.entries.binary_search_by_key(&seq, |e| e.seq)
+        };
+        self.entries.get_mut(at.ok()?)
+    }
+
+    /// Adds entries from another bucket (a far one moving into the ring):
+    /// sorted by deadline, which is an order `find` knows.
+    fn merge(&mut self, other: Bucket, scratch: &mut Vec<Entry>) {
+        if self.entries.is_empty() {
+            *self = other;
+            return;
+        }
+        self.entries.extend(other.entries);
+        sort_latest_first(&mut self.entries, scratch);
+        self.sorted = true;
+    }
+}
+
 /// Pending timers; deadlines are nanoseconds from the reactor's epoch.
+///
+/// Each timer is an entry in the bucket of its deadline, holding its waker:
+/// inserting one is a push, firing one a pop, and neither touches memory
+/// of other timers'.
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
-    buckets: BTreeMap<u64, Bucket>,
-    slots: Slab<Slot>,
+    /// Buckets with index (deadline >> `BUCKET_SHIFT`) in
+    /// `base..base + RING`, each at slot `index % RING`; allocated at the
+    /// first insert.
+    ring: Vec<Bucket>,
+    /// Bit `i` set: ring slot `i` holds entries.
+    occupied: [u64; RING / 64],
+    /// The lowest bucket index the ring holds; it only grows, and never
+    /// past a bucket that holds entries.
+    base: u64,
+    /// Buckets past the ring, by index.
+    far: BTreeMap<u64, Bucket>,
+    /// Pending timers.
+    live: usize,
     next_seq: u64,
-    /// Bucket entries whose timer was removed.
+    /// Entries whose timer was removed.
     stale: usize,
     /// The radix sort's second buffer, kept between sorts.
     scratch: Vec<Entry>,
 }
 
+/// Where a bucket is.
+#[derive(Clone, Copy)]
+enum Place {
+    Ring(usize),
+    Far(u64),
+}
+
 impl TimerQueue {
     /// How many timers are pending.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.live
     }
 
     /// Adds a timer due at `when`.
     pub(crate) fn insert(&mut self, when: u64, waker: Waker) -> TimerId {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let key = self.slots.insert(Slot { seq, waker });
-        let key = u32::try_from(key).expect("tarn: more than 2^32 pending timers");
-        let bucket = self.buckets.entry(when >> BUCKET_SHIFT).or_default();
+        self.live += 1;
+        let entry = Entry {
+            when,
+            seq,
+            waker: Some(waker),
+        };
+        let index = self.index_of(when);
+        let bucket = if index < self.base + RING as u64 {
+            self.pull_far();
+            self.ring_bucket(index, true)
+        } else {
+            self.far.entry(index).or_default()
+        };
         if bucket.sorted {
             // The front bucket, partly fired: keep it sorted (latest first).
             let at = bucket
                 .entries
-                .partition_point(|&(w, s, _)| (w, s) > (when, seq));
-            bucket.entries.insert(at, (when, seq, key));
+                .partition_point(|e| (e.when, e.seq) > (when, seq));
+            bucket.entries.insert(at, entry);
         } else {
-            bucket.entries.push((when, seq, key));
+            bucket.entries.push(entry);
         }
-        TimerId { key, seq }
+        TimerId { seq }
     }
 
-    /// The waker of a pending timer; `None` if it fired or was removed.
-    pub(crate) fn waker_mut(&mut self, id: TimerId) -> Option<&mut Waker> {
-        match self.slots.get_mut(id.key as usize) {
-            Some(slot) if slot.seq == id.seq => Some(&mut slot.waker),
-            _ => None,
+    /// The index of the bucket a timer due at `when` goes in: that of its
+    /// deadline, or if that is behind the ring's window, the window's first
+    /// (which fires next, and which the window does not pass while it
+    /// holds entries).
+    fn index_of(&self, when: u64) -> u64 {
+        (when >> BUCKET_SHIFT).max(self.base)
+    }
+
+    /// The bucket a timer due at `when` is in, if it is anywhere.
+    fn bucket_of(&mut self, when: u64) -> Option<&mut Bucket> {
+        let index = self.index_of(when);
+        if index < self.base + RING as u64 {
+            self.pull_far();
+            Some(self.ring_bucket(index, false))
+        } else {
+            self.far.get_mut(&index)
         }
     }
 
-    /// Removes a pending timer (a no-op if it fired or was removed).
-    pub(crate) fn remove(&mut self, id: TimerId) {
-        if self.waker_mut(id).is_none() {
+    /// The ring bucket of `index` (in the ring's window), marked occupied
+    /// if `occupy`.
+    fn ring_bucket(&mut self, index: u64, occupy: bool) -> &mut Bucket {
+        if self.ring.is_empty() {
+            self.ring.resize_with(RING, Bucket::default);
+        }
+        let slot = (index % RING as u64) as usize;
+        if occupy {
+            self.occupied[slot / 64] |= 1 << (slot % 64);
+        }
+        &mut self.ring[slot]
+    }
+
+    /// Moves the far buckets that the ring's window now covers into it.
+    fn pull_far(&mut self) {
+        while let Some(first) = self.far.first_entry() {
+            let index = *first.key();
+            if index >= self.base + RING as u64 {
+                return;
+            }
+            let far = first.remove();
+            // Behind the window (the clock jumped): due, with the first.
+            let mut scratch = std::mem::take(&mut self.scratch);
+            self.ring_bucket(index.max(self.base), true)
+                .merge(far, &mut scratch);
+            self.scratch = scratch;
+        }
+    }
+
+    /// The earliest occupied ring slot, as its distance from `base`.
+    fn first_in_ring(&self) -> Option<usize> {
+        let mut slot = (self.base % RING as u64) as usize;
+        let mut scanned = 0;
+        while scanned < RING {
+            let bits = self.occupied[slot / 64] >> (slot % 64);
+            if bits != 0 {
+                let distance = scanned + bits.trailing_zeros() as usize;
+                return (distance < RING).then_some(distance);
+            }
+            let step = 64 - slot % 64;
+            scanned += step;
+            slot = (slot + step) % RING;
+        }
+        None
+    }
+
+    /// The earliest bucket that holds entries (stale ones maybe), sorted:
+    /// its index and place.
+    fn front(&mut self) -> Option<(u64, Place)> {
+        self.pull_far();
+        let (index, place) = match self.first_in_ring() {
+            Some(distance) => {
+                let index = self.base + distance as u64;
+                (index, Place::Ring((index % RING as u64) as usize))
+            }
+            None => {
+                let index = *self.far.first_key_value()?.0;
+                (index, Place::Far(index))
+            }
+        };
+        let scratch = &mut self.scratch;
+        let bucket = match place {
+            Place::Ring(slot) => &mut self.ring[slot],
+            Place::Far(index) => self.far.get_mut(&index).expect("the first far bucket"),
+        };
+        if !bucket.sorted {
+            sort_latest_first(&mut bucket.entries, scratch);
+            bucket.sorted = true;
+        }
+        Some((index, place))
+    }
+
+    fn at(&mut self, place: Place) -> &mut Bucket {
+        match place {
+            Place::Ring(slot) => &mut self.ring[slot],
+            Place::Far(index) => self.far.get_mut(&index).expect("a far bucket"),
+        }
+    }
+
+    /// Empties the front bucket (all of it fired or stale).
+    fn drop_front(&mut self, place: Place) {
+        match place {
+            Place::Ring(slot) => {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+                let bucket = &mut self.ring[slot];
+                bucket.sorted = false;
+                if bucket.entries.capacity() > KEEP {
+                    bucket.entries = Vec::new();
+                }
+            }
+            Place::Far(index) => {
+                self.far.remove(&index);
+            }
+        }
+    }
+
+    /// The waker of a pending timer due at `when`; `None` if it fired or
+    /// was removed.
+    pub(crate) fn waker_mut(&mut self, when: u64, id: TimerId) -> Option<&mut Waker> {
+        self.bucket_of(when)?.find(when, id.seq)?.waker.as_mut()
+    }
+
+    /// Removes a pending timer due at `when` (a no-op if it fired or was
+    /// removed). Its entry stays, stale, until its bucket fires or a sweep.
+    pub(crate) fn remove(&mut self, when: u64, id: TimerId) {
+        let Some(entry) = self.bucket_of(when).and_then(|b| b.find(when, id.seq)) else {
+            return;
+        };
+        if entry.waker.take().is_none() {
             return;
         }
-        self.slots.remove(id.key as usize);
+        self.live -= 1;
         self.stale += 1;
-        if self.stale > self.slots.len() + SWEEP_SLACK {
+        if self.stale > self.live + SWEEP_SLACK {
             self.sweep();
         }
     }
 
     /// Drops every stale entry: O(entries), once per as many removals.
     fn sweep(&mut self) {
-        let slots = &self.slots;
-        self.buckets.retain(|_, bucket| {
-            bucket
-                .entries
-                .retain(|&(_, seq, key)| slots.get(key as usize).is_some_and(|s| s.seq == seq));
+        let live = |e: &Entry| e.waker.is_some();
+        for (slot, bucket) in self.ring.iter_mut().enumerate() {
+            bucket.entries.retain(live);
+            if bucket.entries.is_empty() {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+                bucket.sorted = false;
+            }
+        }
+        self.far.retain(|_, bucket| {
+            bucket.entries.retain(live);
             !bucket.entries.is_empty()
         });
         self.stale = 0;
@@ -132,27 +328,19 @@ impl TimerQueue {
     /// The deadline of the next pending timer, if any (dropping the stale
     /// entries in front of it).
     pub(crate) fn next_due(&mut self) -> Option<u64> {
-        let TimerQueue {
-            buckets,
-            slots,
-            stale,
-            scratch,
-            ..
-        } = self;
-        while let Some(mut front) = buckets.first_entry() {
-            let bucket = front.get_mut();
-            if !bucket.sorted {
-                sort_latest_first(&mut bucket.entries, scratch);
-                bucket.sorted = true;
-            }
-            while let Some(&(when, seq, key)) = bucket.entries.last() {
-                if slots.get(key as usize).is_some_and(|s| s.seq == seq) {
-                    return Some(when);
+        while let Some((_, place)) = self.front() {
+            let bucket = match place {
+                Place::Ring(slot) => &mut self.ring[slot],
+                Place::Far(index) => self.far.get_mut(&index).expect("the front bucket"),
+            };
+            while let Some(entry) = bucket.entries.last() {
+                if entry.waker.is_some() {
+                    return Some(entry.when);
                 }
                 bucket.entries.pop();
-                *stale -= 1;
+                self.stale -= 1;
             }
-            front.remove();
+            self.drop_front(place);
         }
         None
     }
@@ -160,34 +348,71 @@ impl TimerQueue {
     /// Moves the wakers of timers due at or before `now` into `wakers`, in
     /// deadline order; returns the nanoseconds until the next deadline.
     pub(crate) fn fire(&mut self, now: u64, wakers: &mut Vec<Waker>) -> Option<u64> {
-        let TimerQueue {
-            buckets,
-            slots,
-            stale,
-            scratch,
-            ..
-        } = self;
-        while let Some(mut front) = buckets.first_entry() {
-            let bucket = front.get_mut();
-            if !bucket.sorted {
-                sort_latest_first(&mut bucket.entries, scratch);
-                bucket.sorted = true;
-            }
-            while let Some(&(when, seq, key)) = bucket.entries.last() {
-                let live = slots.get(key as usize).is_some_and(|s| s.seq == seq);
-                if live && when > now {
-                    return Some(when - now);
+        let now_index = now >> BUCKET_SHIFT;
+        while let Some((index, place)) = self.front() {
+            let bucket = match place {
+                Place::Ring(slot) => &mut self.ring[slot],
+                Place::Far(index) => self.far.get_mut(&index).expect("the front bucket"),
+            };
+            while let Some(entry) = bucket.entries.last_mut() {
+                if entry.waker.is_some() && entry.when > now {
+                    let until = entry.when - now;
+                    self.base = self.base.max(index.min(now_index));
+                    return Some(until);
                 }
-                bucket.entries.pop();
-                if live {
-                    wakers.push(slots.remove(key as usize).waker);
-                } else {
-                    *stale -= 1;
+                match bucket.entries.pop().and_then(|e| e.waker) {
+                    Some(waker) => {
+                        wakers.push(waker);
+                        self.live -= 1;
+                    }
+                    None => self.stale -= 1,
                 }
             }
-            front.remove();
+            self.drop_front(place);
         }
+        // Nothing pending: the window may start anywhere up to now.
+        self.base = self.base.max(now_index);
         None
+    }
+
+    /// When the driver should wake for the timer due at `due` (the next
+    /// one, from [`fire`](Self::fire)): at `due`, or, if more timers fall
+    /// due within [`COALESCE_NS`] after it, at the last of those, so that
+    /// one wakeup fires them all. A lone timer is not delayed; dense ones
+    /// (a burst of timeouts) are at most `COALESCE_NS` late, and cost a
+    /// wakeup per window instead of one every few microseconds.
+    pub(crate) fn wake_for(&mut self, due: u64) -> u64 {
+        let Some((_, place)) = self.front() else {
+            return due;
+        };
+        // Latest first: the ones after `due` are towards the start. A stale
+        // entry among them only moves the wakeup within the window.
+        let limit = due.saturating_add(COALESCE_NS);
+        self.at(place)
+            .entries
+            .iter()
+            .rev()
+            .map(|e| e.when)
+            .take_while(|&when| when <= limit)
+            .last()
+            .map_or(due, |when| when.max(due))
+    }
+
+    /// How many buckets hold entries (for the tests).
+    #[cfg(test)]
+    fn buckets(&self) -> usize {
+        self.occupied
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum::<usize>()
+            + self.far.len()
+    }
+
+    /// How many entries the buckets hold, stale ones included (for the tests).
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        let ring: usize = self.ring.iter().map(|b| b.entries.len()).sum();
+        ring + self.far.values().map(|b| b.entries.len()).sum::<usize>()
     }
 }
 
@@ -203,8 +428,11 @@ impl TimerQueue {
 /// ~log2(n) (about a quarter of the cost of a timer in the 100k-timer
 /// benchmark before).
 fn sort_latest_first(entries: &mut Vec<Entry>, scratch: &mut Vec<Entry>) {
+    // Unsorted buckets are in `seq` order (a merge sorts what it merges),
+    // which the stable radix sort turns into insertion order among ties.
+    debug_assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
     if entries.len() < RADIX_MIN {
-        entries.sort_unstable_by_key(|&(when, seq, _)| std::cmp::Reverse((when, seq)));
+        entries.sort_unstable_by_key(|e| Reverse((e.when, e.seq)));
         return;
     }
     const RADIX: usize = 1 << DIGIT_BITS;
@@ -212,18 +440,18 @@ fn sort_latest_first(entries: &mut Vec<Entry>, scratch: &mut Vec<Entry>) {
     // An even number of passes leaves the result back in `entries`.
     const _: () = assert!(PASSES % 2 == 0);
     scratch.clear();
-    scratch.resize(entries.len(), (0, 0, 0));
+    scratch.resize_with(entries.len(), Entry::default);
     for pass in 0..PASSES {
         let (from, to) = if pass % 2 == 0 {
-            (&*entries, &mut *scratch)
+            (&mut *entries, &mut *scratch)
         } else {
-            (&*scratch, &mut *entries)
+            (&mut *scratch, &mut *entries)
         };
         let shift = pass * DIGIT_BITS;
         let digit = |when: u64| (when >> shift) as usize & (RADIX - 1);
         let mut starts = [0usize; RADIX];
-        for &(when, _, _) in from.iter() {
-            starts[digit(when)] += 1;
+        for entry in from.iter() {
+            starts[digit(entry.when)] += 1;
         }
         let mut sum = 0;
         for start in &mut starts {
@@ -231,9 +459,9 @@ fn sort_latest_first(entries: &mut Vec<Entry>, scratch: &mut Vec<Entry>) {
             *start = sum;
             sum += count;
         }
-        for &entry in from.iter() {
-            let at = &mut starts[digit(entry.0)];
-            to[*at] = entry;
+        for entry in from.iter_mut() {
+            let at = &mut starts[digit(entry.when)];
+            to[*at] = std::mem::take(entry);
             *at += 1;
         }
     }
@@ -272,6 +500,7 @@ mod tests {
         let mut queue = TimerQueue::default();
         let ms = |n: u64| n * 1_000_000;
         let mut ids = Vec::new();
+        let mut whens = Vec::new();
         // Deadlines across buckets and within one, some equal.
         for (n, at) in [
             (0, ms(30)),
@@ -282,9 +511,10 @@ mod tests {
             (5, 7),
         ] {
             ids.push(queue.insert(at, Waker::from(Arc::new(Tag(n, log.clone())))));
+            whens.push(at);
         }
-        queue.remove(ids[2]);
-        queue.remove(ids[2]); // twice: a no-op
+        queue.remove(whens[2], ids[2]);
+        queue.remove(whens[2], ids[2]); // twice: a no-op
         assert_eq!(queue.len(), 5);
         assert_eq!(fire_all(&mut queue, 6), Some(1), "nothing due before 7 ns");
         assert_eq!(fire_all(&mut queue, ms(10)), Some(ms(20)));
@@ -292,8 +522,15 @@ mod tests {
         // Inserted into the front bucket after it was sorted: still in order.
         queue.insert(ms(10) + 1, Waker::from(Arc::new(Tag(6, log.clone()))));
         queue.insert(ms(10) + 1, Waker::from(Arc::new(Tag(7, log.clone()))));
-        assert!(queue.waker_mut(ids[1]).is_none(), "a fired timer is gone");
-        assert!(queue.waker_mut(ids[0]).is_some());
+        assert!(
+            queue.waker_mut(whens[1], ids[1]).is_none(),
+            "a fired timer is gone"
+        );
+        assert!(queue.waker_mut(whens[0], ids[0]).is_some());
+        assert!(
+            queue.waker_mut(whens[1], ids[0]).is_none(),
+            "not at that deadline"
+        );
         assert_eq!(fire_all(&mut queue, u64::MAX), None);
         assert_eq!(*log.lock().unwrap(), [5, 4, 1, 3, 6, 7, 0]);
         assert_eq!(queue.len(), 0);
@@ -317,12 +554,12 @@ mod tests {
             let when = base + (rng % 97) * ((1 << BUCKET_SHIFT) / 97);
             let id = queue.insert(when, Waker::from(Arc::new(Tag(n, log.clone()))));
             if n % 10 == 3 {
-                queue.remove(id);
+                queue.remove(when, id);
             } else {
                 expected.push((when, n));
             }
         }
-        assert!(queue.buckets.len() == 1 && expected.len() >= RADIX_MIN);
+        assert!(queue.buckets() == 1 && expected.len() >= RADIX_MIN);
         expected.sort();
         assert_eq!(fire_all(&mut queue, u64::MAX), None);
         let fired = std::mem::take(&mut *log.lock().unwrap());
@@ -330,17 +567,43 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_slot_does_not_answer_for_the_old_timer() {
+    fn a_wakeup_fires_the_timers_due_within_the_window_after_the_next() {
+        let waker = futures::task::noop_waker();
+        let mut queue = TimerQueue::default();
+        let us = |n: u64| n * 1_000;
+        let lone = 3 << BUCKET_SHIFT;
+        queue.insert(lone, waker.clone());
+        // Alone: woken for at its deadline.
+        assert_eq!(queue.fire(0, &mut Vec::new()), Some(lone));
+        assert_eq!(queue.wake_for(lone), lone);
+        // Three more within the window after it, one past it: woken for
+        // at the last within the window, which fires all four.
+        for at in [us(10), us(30), COALESCE_NS, COALESCE_NS + 1] {
+            queue.insert(lone + at, waker.clone());
+        }
+        assert_eq!(queue.wake_for(lone), lone + COALESCE_NS);
+        let mut wakers = Vec::new();
+        assert_eq!(queue.fire(lone + COALESCE_NS, &mut wakers), Some(1));
+        assert_eq!(wakers.len(), 4, "one wakeup for the four");
+        assert_eq!(
+            queue.wake_for(lone + COALESCE_NS + 1),
+            lone + COALESCE_NS + 1
+        );
+    }
+
+    #[test]
+    fn a_removed_timer_does_not_answer_for_a_new_one_at_its_deadline() {
         let waker = futures::task::noop_waker();
         let mut queue = TimerQueue::default();
         let old = queue.insert(5, waker.clone());
-        queue.remove(old);
+        queue.remove(5, old);
         let new = queue.insert(5, waker);
-        assert_eq!(old.key, new.key);
-        assert!(queue.waker_mut(old).is_none());
-        queue.remove(old);
+        assert_ne!(old, new);
+        assert!(queue.waker_mut(5, old).is_none());
+        queue.remove(5, old);
         assert_eq!(queue.len(), 1, "removing the old id left the new timer");
-        assert!(queue.waker_mut(TimerId::NONE).is_none());
+        assert!(queue.waker_mut(5, new).is_some());
+        assert!(queue.waker_mut(5, TimerId::NONE).is_none());
     }
 
     #[test]
@@ -354,8 +617,8 @@ mod tests {
         let waker = futures::task::noop_waker();
         for i in 0..100_000u64 {
             let id = queue.insert(far + i * 1_000, waker.clone());
-            queue.remove(id);
-            let entries: usize = queue.buckets.values().map(|b| b.entries.len()).sum();
+            queue.remove(far + i * 1_000, id);
+            let entries = queue.entries();
             assert!(
                 entries <= 2 * queue.len() + SWEEP_SLACK + 1,
                 "{entries} entries"
@@ -367,8 +630,23 @@ mod tests {
 
     #[test]
     fn matches_a_sorted_model_under_random_inserts_removes_and_fires() {
-        // A small deterministic random walk against a BTreeMap model.
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        // Deadlines within the ring's window, the clock in small steps.
+        walk_against_a_model(5_000_000, 1_000_000, 0x2545_f491_4f6c_dd1d);
+    }
+
+    #[test]
+    fn matches_a_sorted_model_with_deadlines_past_the_ring_and_clock_jumps() {
+        // Deadlines up to 2 s away (the ring covers ~268 ms), the clock
+        // jumping up to 600 ms: buckets move from the map into the ring,
+        // and some are overdue when they do.
+        walk_against_a_model(2_000_000_000, 600_000_000, 0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// A deterministic random walk of inserts, removes and fires against a
+    /// BTreeMap model: deadlines up to `spread` ns ahead, the clock moving
+    /// by up to `step` ns at a time.
+    fn walk_against_a_model(spread: u64, step: u64, seed: u64) {
+        let mut rng = seed;
         let mut next = move || {
             rng ^= rng << 13;
             rng ^= rng >> 7;
@@ -378,12 +656,14 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut queue = TimerQueue::default();
         let mut model: BTreeMap<(u64, u64), TimerId> = BTreeMap::new();
+        // Now and then, a timer that was removed is removed again.
+        let mut removed: Vec<(u64, TimerId)> = Vec::new();
         let mut now = 0u64;
         let mut tag = 0u64;
         for _ in 0..20_000 {
             match next() % 4 {
                 0 | 1 => {
-                    let when = now + next() % 5_000_000;
+                    let when = now + next() % spread;
                     let id = queue.insert(when, Waker::from(Arc::new(Tag(tag, log.clone()))));
                     model.insert((when, tag), id);
                     tag += 1;
@@ -391,11 +671,16 @@ mod tests {
                 2 if !model.is_empty() => {
                     let nth = (next() % model.len() as u64) as usize;
                     let (&k, &id) = model.iter().nth(nth).unwrap();
-                    queue.remove(id);
+                    queue.remove(k.0, id);
                     model.remove(&k);
+                    removed.push((k.0, id));
+                    if next() % 8 == 0 {
+                        let (when, id) = removed[(next() % removed.len() as u64) as usize];
+                        queue.remove(when, id);
+                    }
                 }
                 _ => {
-                    now += next() % 1_000_000;
+                    now += next() % step;
                     let next_due = fire_all(&mut queue, now);
                     let due: Vec<u64> = model.range(..(now + 1, 0)).map(|(&(_, t), _)| t).collect();
                     model.retain(|&(w, _), _| w > now);
@@ -405,6 +690,7 @@ mod tests {
                 }
             }
             assert_eq!(queue.len(), model.len());
+            assert_eq!(queue.next_due(), model.keys().next().map(|&(w, _)| w));
         }
     }
 }

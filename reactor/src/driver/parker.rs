@@ -79,6 +79,19 @@ impl Parker {
         }
     }
 
+    /// Like [`mark_woken`](Self::mark_woken), but only while this thread
+    /// is inside [`park`](Self::park), dispatching the events of its
+    /// `select`: for an executor whose wakes of its own tasks go to a run
+    /// queue that it looks at before every park. Outside `park` the queue
+    /// answers, and a mark would only make the next `park` return at once
+    /// after one more look at the reactor (a second `select` per wakeup).
+    pub fn mark_woken_if_parked(&self) {
+        // Only this thread sets `in_reactor`, so a relaxed load is exact.
+        if self.inner.in_reactor.load(Relaxed) {
+            self.mark_woken();
+        }
+    }
+
     /// A [`Waker`] that unparks this parker.
     pub fn waker(&self) -> Waker {
         Waker::from(Arc::clone(&self.inner))
