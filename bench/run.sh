@@ -49,7 +49,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 log "building (release)"
-cargo build --release --quiet --example http_hello --example echo
+cargo build --release --quiet --example http_hello --example echo --example idle_echo
 cargo build --release --quiet --manifest-path bench/Cargo.toml \
     --bin tokio_http --bin smol_http --bin tokio_echo --bin smol_echo \
     --bin foreign_echo --bin echo_load --bin report
@@ -110,6 +110,7 @@ server_cmd() {
     case "$1/$2" in
         tarn/http) cmd=(env TARN_SELECTOR=epoll "$examples/http_hello") ;;
         tarn/echo) cmd=(env TARN_SELECTOR=epoll "$examples/echo") ;;
+        tarn/idle_echo) cmd=(env TARN_SELECTOR=epoll "$examples/idle_echo") ;;
         tarn-poll/echo) cmd=(env TARN_SELECTOR=poll "$examples/echo") ;;
         tarn-select/echo) cmd=(env TARN_SELECTOR=select "$examples/echo") ;;
         foreign/echo) cmd=(env TARN_SELECTOR=epoll "$bins/foreign_echo") ;;
@@ -381,12 +382,23 @@ done
 # connections, each with its task waiting in read.
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
+# A fourth server each round: tarn's examples/idle_echo, whose idle
+# connections hold no buffer (a tarn-only row, with the tarn echo row as
+# its base).
+idle_row="idle RSS B/conn"
+base "$idle_row (idle_echo: no buffer while idle)" "$idle_row"
 for round in $(seq "$rounds"); do
-    for i in 0 1 2; do
-        who=${contenders[$i]}
+    for i in 0 1 2 3; do
+        who=${contenders[$i]:-tarn}
+        kind=echo
+        row=$idle_row
+        if [ "$i" = 3 ]; then
+            kind=idle_echo
+            row="$idle_row (idle_echo: no buffer while idle)"
+        fi
         port=$(port_of "$round" "$i" 19500)
-        log "idle round $round/$rounds: $who, $idle_conns connections"
-        start_server "$who" echo "$port"
+        log "idle round $round/$rounds: $who $kind, $idle_conns connections"
+        start_server "$who" "$kind" "$port"
         rss0=$(rss_kb "$server")
         fds0=$(fds "$server")
         out="$work/idle.out"
@@ -400,7 +412,7 @@ for round in $(seq "$rounds"); do
         done
         sleep 0.3
         rss1=$(rss_kb "$server")
-        record "idle RSS B/conn" "$who" "$(awk -v a="$rss0" -v b="$rss1" -v n="$idle_conns" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }')"
+        record "$row" "$who" "$(awk -v a="$rss0" -v b="$rss1" -v n="$idle_conns" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }')"
         kill "$client"
         wait "$client" 2>/dev/null || true
         stop_server

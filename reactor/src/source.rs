@@ -426,7 +426,7 @@ impl Source {
     /// empty (`WouldBlock`, or a short read): no event has arrived since.
     pub(crate) fn known_blocked(&self, dir: Dir, tick: u64) -> bool {
         let word = self.readiness[dir as usize].load(Ordering::Acquire);
-        Word::tick(word) == tick && word & Word::BLOCKED != 0
+        word & !Word::NO_DRAIN == tick * Word::TICK + Word::BLOCKED
     }
 
     /// A read that saw `tick` returned less than it asked for: the socket
@@ -478,26 +478,15 @@ impl Source {
     pub(crate) fn on_event(&self, reactor: &Reactor, event: &Event, wakers: &mut Vec<Waker>) {
         let read = event.readable() || event.read_closed() || event.error() || event.priority();
         let write = event.writable() || event.write_closed() || event.error();
-        let read_no_drain = event.read_closed() || event.error() || event.priority();
-        let write_no_drain = event.write_closed() || event.error();
         let mut state = self.state();
-        for (fired, no_drain, dir) in [
-            (read, read_no_drain, Dir::Read),
-            (write, write_no_drain, Dir::Write),
-        ] {
-            if !fired {
-                continue;
-            }
-            // The tick moves only under the lock, so load + store is an
-            // increment; a `drained` swap in between is meant to be undone.
-            let readiness = &self.readiness[dir as usize];
-            let word = readiness.load(Ordering::Relaxed);
-            let mut next = (word & !Word::BLOCKED).wrapping_add(Word::TICK);
-            if no_drain {
-                next |= Word::NO_DRAIN;
-            }
-            readiness.store(next, Ordering::Release);
-            state.waiters[dir as usize].take_wakers(wakers);
+        if read {
+            let no_drain = event.read_closed() || event.error() || event.priority();
+            self.bump(Dir::Read, no_drain);
+            state.waiters[Dir::Read as usize].take_wakers(wakers);
+        }
+        if write {
+            self.bump(Dir::Write, event.write_closed() || event.error());
+            state.waiters[Dir::Write as usize].take_wakers(wakers);
         }
         if reactor.mode() == Mode::Oneshot {
             // The event disarmed the registration; re-arm for whoever is
@@ -519,6 +508,18 @@ impl Source {
                 state.armed = again;
             }
         }
+    }
+
+    /// An event concerns `dir`: its tick moves on, and it is no longer
+    /// known blocked. Under the lock, so load + store is an increment; a
+    /// `drained` swap in between is meant to be undone.
+    #[inline]
+    fn bump(&self, dir: Dir, no_drain: bool) {
+        let readiness = &self.readiness[dir as usize];
+        let word = readiness.load(Ordering::Relaxed);
+        let next = ((word | Word::BLOCKED) ^ Word::BLOCKED).wrapping_add(Word::TICK)
+            | (u64::from(no_drain) * Word::NO_DRAIN);
+        readiness.store(next, Ordering::Release);
     }
 
     /// How many wakers wait on each direction.

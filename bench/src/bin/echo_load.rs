@@ -31,10 +31,14 @@
 //! `connected N` once they are all established and holds them until it is
 //! killed: `run.sh` measures the server's memory meanwhile.
 //!
+//! With `--sources K` the idle connections come from 127.0.0.1 to
+//! 127.0.0.K in turn (one address pair has about 28,000 ephemeral ports, so
+//! 100,000 connections need 4 or more).
+//!
 //! ```text
 //! echo_load ADDR [--conns 64] [--size 64] [--secs 5] [--client epoll|tokio]
 //! echo_load ADDR [--conns 64] [--size 64] [--secs 5] --wait-usr1
-//! echo_load ADDR --idle 10000
+//! echo_load ADDR --idle 10000 [--sources 4]
 //! ```
 //!
 //! Output (one line, `key value` pairs, for `run.sh`):
@@ -70,6 +74,9 @@ struct Args {
     size: usize,
     secs: f64,
     idle: Option<usize>,
+    /// Idle connections come from this many loopback addresses
+    /// (127.0.0.1, 127.0.0.2, ...): one address pair has ~28k ports.
+    sources: u8,
     client: Client,
     /// Whether to wait for `SIGUSR1` between connecting and the load.
     wait_usr1: bool,
@@ -77,7 +84,7 @@ struct Args {
 
 fn usage() -> String {
     "usage: echo_load ADDR [--conns N] [--size BYTES] [--secs S] [--client epoll|tokio] \
-     [--wait-usr1] | echo_load ADDR --idle N"
+     [--wait-usr1] | echo_load ADDR --idle N [--sources K]"
         .into()
 }
 
@@ -94,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
         size: 64,
         secs: 5.0,
         idle: None,
+        sources: 1,
         client: Client::Epoll,
         wait_usr1: false,
     };
@@ -109,6 +117,7 @@ fn parse_args() -> Result<Args, String> {
             "--size" => args.size = value.parse().map_err(|e| bad(&e))?,
             "--secs" => args.secs = value.parse().map_err(|e| bad(&e))?,
             "--idle" => args.idle = Some(value.parse().map_err(|e| bad(&e))?),
+            "--sources" => args.sources = value.parse().map_err(|e| bad(&e))?,
             "--client" => {
                 args.client = match value.as_str() {
                     "epoll" => Client::Epoll,
@@ -118,6 +127,9 @@ fn parse_args() -> Result<Args, String> {
             }
             _ => return Err(usage()),
         }
+    }
+    if args.sources == 0 {
+        return Err("--sources must be at least 1".into());
     }
     if args.conns == 0 || args.size == 0 {
         return Err("--conns and --size must be at least 1".into());
@@ -541,12 +553,14 @@ fn run_load(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens `n` idle connections and holds them until the process is killed.
-fn hold_idle(addr: SocketAddr, n: usize) -> Result<(), String> {
+/// Opens `n` idle connections, from `sources` loopback addresses in turn,
+/// and holds them until the process is killed.
+fn hold_idle(addr: SocketAddr, n: usize, sources: u8) -> Result<(), String> {
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        let stream = std::net::TcpStream::connect(addr)
-            .map_err(|e| format!("idle connection {i} to {addr}: {e}"))?;
+        let from = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(sources)) as u8);
+        let stream = connect_from(from, addr)
+            .map_err(|e| format!("idle connection {i} from {from} to {addr}: {e}"))?;
         conns.push(stream);
     }
     println!("connected {n}");
@@ -557,9 +571,45 @@ fn hold_idle(addr: SocketAddr, n: usize) -> Result<(), String> {
     }
 }
 
+/// A blocking TCP connection to `to` from address `from` (any port).
+fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = to else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "IPv4 only"));
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain arguments; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else; the
+    // stream closes it on every path from here.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let local = sockaddr(from, 0);
+    // SAFETY: `local` is a valid sockaddr_in of `len` bytes, alive for the call.
+    if unsafe { libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let remote = sockaddr(*to.ip(), to.port());
+    // SAFETY: as above.
+    if unsafe { libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stream)
+}
+
 fn main() -> ExitCode {
     let result = parse_args().and_then(|args| match args.idle {
-        Some(n) => hold_idle(args.addr, n),
+        Some(n) => hold_idle(args.addr, n, args.sources),
         None => run_load(&args),
     });
     match result {
