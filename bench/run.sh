@@ -386,7 +386,6 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 # connections hold no buffer (a tarn-only row, with the tarn echo row as
 # its base).
 idle_row="idle RSS B/conn"
-base "$idle_row (idle_echo: no buffer while idle)" "$idle_row"
 for round in $(seq "$rounds"); do
     for i in 0 1 2 3; do
         who=${contenders[$i]:-tarn}
@@ -418,6 +417,7 @@ for round in $(seq "$rounds"); do
         stop_server
     done
 done
+base "$idle_row (idle_echo: no buffer while idle)" "$idle_row"
 
 echo
 echo "tarn vs tokio vs smol: $rounds round(s) of ${secs} s, $(nproc) CPUs, $(uname -r)"

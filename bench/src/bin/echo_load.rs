@@ -558,9 +558,14 @@ fn run_load(args: &Args) -> Result<(), String> {
 fn hold_idle(addr: SocketAddr, n: usize, sources: u8) -> Result<(), String> {
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        let from = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(sources)) as u8);
-        let stream = connect_from(from, addr)
-            .map_err(|e| format!("idle connection {i} from {from} to {addr}: {e}"))?;
+        let stream = if sources == 1 {
+            std::net::TcpStream::connect(addr)
+                .map_err(|e| format!("idle connection {i} to {addr}: {e}"))?
+        } else {
+            let from = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(sources)) as u8);
+            connect_from(from, addr)
+                .map_err(|e| format!("idle connection {i} from {from} to {addr}: {e}"))?
+        };
         conns.push(stream);
     }
     println!("connected {n}");
@@ -594,6 +599,22 @@ fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> io::Result<std::net
     // SAFETY: `fd` was just opened and is owned by nothing else; the
     // stream closes it on every path from here.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    // The port is picked at connect, by the whole address pair (a port
+    // picked at bind would have to be free for every destination).
+    let on: libc::c_int = 1;
+    // SAFETY: the value points to a live c_int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
     let local = sockaddr(from, 0);
     // SAFETY: `local` is a valid sockaddr_in of `len` bytes, alive for the call.
     if unsafe { libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) } != 0 {
