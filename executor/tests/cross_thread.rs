@@ -6,8 +6,10 @@
 //! hang. Two more tests pin the sleeping states a wake must end: an
 //! executor asleep inside the reactor's `select` system call (seen in
 //! /proc before every wake, so the wake has to interrupt the call), and an
-//! executor parked on its condition variable while another thread's
-//! executor drives the reactor. `on_poll_and_select_backends` re-runs the
+//! executor asleep while another thread's executor drives a reactor (in its
+//! own `select` on epoll, where each executor thread has a reactor; parked
+//! on its condition variable behind the driver on poll and select, which
+//! keep one reactor). `on_poll_and_select_backends` re-runs the
 //! binary with `TARN_SELECTOR=poll` and `=select`.
 
 use std::future::poll_fn;
@@ -317,41 +319,60 @@ fn wakes_interrupt_an_executor_asleep_in_select() {
     ));
 }
 
-/// With another thread's executor driving the reactor (asleep in its
-/// `select` throughout), this thread's executor cannot take the reactor
-/// and parks on its condition variable instead; each wake arrives while
-/// it sleeps there (in `futex`, as /proc shows) and must wake it.
+/// Another thread's executor drives a reactor, asleep in its `select`
+/// throughout, while each wake arrives for this thread's executor, which
+/// must wake wherever it sleeps. On epoll this executor has a reactor of
+/// its own and sleeps in its own `select` (the other reactor never selects
+/// again: nothing of this thread's goes through it); on poll and select
+/// there is one reactor per process, which the other thread holds, so this
+/// executor parks on its condition variable (in `futex`, as /proc shows).
 #[test]
-fn wakes_reach_an_executor_parked_while_another_thread_drives() {
+fn wakes_reach_an_executor_while_another_thread_drives() {
     let _serial = serial();
     let _watchdog = watchdog(
-        "wakes_reach_an_executor_parked_while_another_thread_drives",
+        "wakes_reach_an_executor_while_another_thread_drives",
         patience(),
     );
     let rounds = sized(200, 2_000);
+    let per_thread = backend_name() == "epoll";
 
     // The driving executor sleeps in select until `stop` is posted.
     let (driver_tx, driver_rx) = mpsc::channel();
-    let driver = thread::spawn(move || {
-        let stop = Arc::new(Signal::new());
-        driver_tx.send((thread_id(), Arc::clone(&stop))).unwrap();
-        block_on(stop.wait_for(1));
-    });
+    let driver = thread::Builder::new()
+        .name("other-driver".into())
+        .spawn(move || {
+            let stop = Arc::new(Signal::new());
+            driver_tx.send((thread_id(), Arc::clone(&stop))).unwrap();
+            block_on(stop.wait_for(1));
+        })
+        .unwrap();
     let (driver_tid, stop) = driver_rx.recv().unwrap();
     wait_until_asleep_in(driver_tid, &select_syscalls());
 
+    // The selects of the reactor the other thread drives.
+    let driven_selects = || {
+        tarn_reactor::reactors()
+            .into_iter()
+            .filter(|r| !per_thread || r.thread.as_deref() == Some("other-driver"))
+            .map(|r| r.stats.selects)
+            .sum::<u64>()
+    };
     let start = Instant::now();
-    let selects = tarn_reactor::stats().selects;
-    rounds_posted_when(rounds, |tid| {
-        wait_until_asleep_in(tid, &[libc::SYS_futex]);
-    });
+    let selects = driven_selects();
+    let asleep_in = if per_thread {
+        select_syscalls()
+    } else {
+        vec![libc::SYS_futex]
+    };
+    rounds_posted_when(rounds, move |tid| wait_until_asleep_in(tid, &asleep_in));
     assert_eq!(
-        tarn_reactor::stats().selects,
+        driven_selects(),
         selects,
-        "the other executor stayed in the one select throughout; this one never selected"
+        "the other executor stayed in its one select throughout"
     );
     figure(format_args!(
-        "cross_thread: {rounds} wakes into an executor parked behind another driver on {}: {:?}",
+        "cross_thread: {rounds} wakes into an executor {} while another thread drives on {}: {:?}",
+        if per_thread { "asleep in its own select" } else { "parked behind the driver" },
         backend_name(),
         start.elapsed()
     ));
