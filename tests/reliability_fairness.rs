@@ -1,7 +1,7 @@
 //! Fairness under a flood: a task whose socket reads never block (its peer
 //! sends faster than it consumes, so every read finds data) must still let
 //! the rest of its executor run. tarn gives each task poll an I/O budget
-//! (`tarn_reactor::budget`, 128 operations); a task that spends it is made
+//! (`tarn_reactor::driver::{with_budget, BUDGET}`, 128 operations); a task that spends it is made
 //! to yield, and the executor then looks at the reactor at once, so timers
 //! and other sockets are served between its bursts.
 //!

@@ -15,7 +15,10 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use tarn::net::{TcpListener, TcpStream};
-use tarn_test_support::{isolated, rerun_on_poll_and_select, with_soft_limit, without_new_threads};
+use tarn_test_support::{
+    isolated, isolated_with_patience, rerun_on_poll_and_select, with_soft_limit,
+    without_new_threads, HANG,
+};
 
 #[test]
 fn on_poll_and_select_backends() {
@@ -95,4 +98,53 @@ fn connecting_by_name_without_threads_is_an_error_then_works() {
             assert_eq!(conn.peer_addr().unwrap().port(), port);
         },
     );
+}
+
+/// An executor whose first `run` found no fd for a reactor of its thread's
+/// own (so it drove the shared one) drives its own reactor once a later
+/// `run` has one: a timer set there fires. Before, its parker stayed bound
+/// to the reactor of its first park and slept in the shared reactor's
+/// `select` while the timer waited on the thread's reactor (a hang the
+/// watchdog reports).
+#[test]
+fn an_executor_parks_in_the_reactor_of_each_run() {
+    isolated_with_patience("an_executor_parks_in_the_reactor_of_each_run", HANG, || {
+        let (_a, b) = UnixStream::pair().unwrap();
+        // The shared reactor exists before the limit.
+        let b = tarn::Async::new(b).unwrap();
+        let ex = tarn::LocalExecutor::new();
+        let lowest_free = {
+            use std::os::fd::AsRawFd;
+            std::fs::File::open("/dev/null").unwrap().as_raw_fd() as u64
+        };
+        let tick = || tarn::Timer::after(Duration::from_millis(1));
+        with_soft_limit(libc::RLIMIT_NOFILE, lowest_free, || {
+            ex.run(async {
+                assert_eq!(own_reactors(), 0, "no fd for a thread reactor, yet one");
+                tick().await;
+            })
+        });
+        ex.run(async {
+            let epoll = tarn_test_support::backend_name() == "epoll";
+            assert_eq!(
+                own_reactors(),
+                usize::from(epoll),
+                "reactors of this thread"
+            );
+            tick().await;
+        });
+        drop(b);
+    });
+}
+
+/// How many reactors belong to the calling thread.
+fn own_reactors() -> usize {
+    let me = std::thread::current();
+    let me = me
+        .name()
+        .map_or_else(|| format!("{:?}", me.id()), String::from);
+    tarn::reactors()
+        .iter()
+        .filter(|r| r.thread.as_deref() == Some(me.as_str()))
+        .count()
 }

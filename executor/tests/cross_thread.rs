@@ -372,7 +372,11 @@ fn wakes_reach_an_executor_while_another_thread_drives() {
     );
     figure(format_args!(
         "cross_thread: {rounds} wakes into an executor {} while another thread drives on {}: {:?}",
-        if per_thread { "asleep in its own select" } else { "parked behind the driver" },
+        if per_thread {
+            "asleep in its own select"
+        } else {
+            "parked behind the driver"
+        },
         backend_name(),
         start.elapsed()
     ));

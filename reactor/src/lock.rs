@@ -162,9 +162,14 @@ impl ReactorLock<'_> {
                         .key()
                         .is_some_and(|key| orphans_ready.contains(&key))
                 {
-                    // Its own thread may have taken it back meanwhile.
+                    // Its own thread may have taken it back meanwhile. A
+                    // failure there is that reactor's, not this one's: the
+                    // other orphans are still served, and it is retried
+                    // at the next wakeup (its fd stays readable).
                     if let Some(mut driving) = orphan.try_lock() {
-                        driving.react(Some(Duration::ZERO))?;
+                        if let Err(e) = driving.react(Some(Duration::ZERO)) {
+                            eprintln!("tarn: a watched thread reactor failed to select: {e}");
+                        }
                     }
                 }
             }

@@ -29,8 +29,8 @@ use crate::watch::Watch;
 /// executor (`block_on`, [`drive`](crate::drive)) has a reactor of its
 /// own and drives it by calling [`ReactorLock::react`](crate::driver::ReactorLock::react) whenever it has
 /// nothing to run: the fds its tasks use and the timers they set are
-/// watched there, and their events are handled on that thread alone, with
-/// no lock another thread takes and no cross-thread wakeup. The *shared*
+/// watched there, and their events are handled on that thread alone: on
+/// the hot path no lock another thread takes, and no cross-thread wakeup. The *shared*
 /// reactor holds what is used where no tarn executor runs (tarn I/O awaited
 /// under tokio, say), and a fallback thread started on demand drives it. On
 /// the poll and select backends the shared reactor is the only one, driven
@@ -267,6 +267,17 @@ impl Reactor {
         self.thread.as_deref()
     }
 
+    /// Whether this is the reactor that is [current](Self::current) on
+    /// this thread, without cloning it: a look at a thread-local.
+    pub(crate) fn is_current(&self) -> bool {
+        let driven = crate::driver::driven_ptr();
+        if driven.is_null() {
+            self.is_shared()
+        } else {
+            std::ptr::eq(driven, self)
+        }
+    }
+
     /// The selector backend in use.
     pub fn backend(&self) -> Backend {
         self.selector.backend()
@@ -391,8 +402,9 @@ impl Reactor {
     }
 
     /// Registers a timer due at `when` (from [`deadline_ns`](Self::deadline_ns));
-    /// returns its id. Wakes the driver if the new deadline is earlier than
-    /// the one it sleeps until.
+    /// returns its id. Wakes the driver if the new deadline is more than
+    /// `COALESCE_NS` (50 µs) earlier than the one it sleeps until (timers
+    /// may fire that late anyway: see `TimerQueue::wake_for`).
     pub(crate) fn insert_timer(self: &Arc<Self>, when: u64, waker: &Waker) -> TimerId {
         let mut timers = lock(&self.timers);
         if self.has_fired(when) {
@@ -509,7 +521,8 @@ pub(crate) struct Timers {
     /// Deadlines in nanoseconds from the reactor's epoch.
     pub(crate) queue: TimerQueue,
     /// The deadline the driver sleeps until while in `select` (`None` when
-    /// not sleeping): a timer due earlier must wake it.
+    /// not sleeping): a timer due more than `COALESCE_NS` earlier must
+    /// wake it.
     pub(crate) sleeping_until: Option<u64>,
 }
 

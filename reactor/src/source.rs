@@ -379,13 +379,21 @@ impl Source {
         let Ok(key) = here.adopt(self) else {
             return;
         };
-        {
+        let others_wait = {
             let mut state = self.state();
-            state.home = here;
+            state.home = Arc::clone(&here);
             state.key = key;
-        }
+            // Waiters that came meanwhile (another thread's, the other
+            // direction's) made sure the old home is driven, not the new.
+            state.waiters.iter().any(|w| w.waiting() > 0)
+        };
         // The fd is open (its `Async` is being polled), so this succeeds.
         let _ = from.release(self.fd, from_key);
+        if others_wait {
+            // As for a timer: nothing to report an error to; the next
+            // waiter tries again.
+            let _ = crate::driver::ensure_driven_for_others(&here);
+        }
     }
 
     /// `Ready` once a read (or write) would not block, as far as the kernel

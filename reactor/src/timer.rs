@@ -3,8 +3,8 @@
 //! A timer is an entry in the timer queue of the reactor of the thread that
 //! polls it (this thread's own inside a tarn executor, the shared one
 //! elsewhere), inserted when it is first polled and removed when it fires
-//! or is dropped; polled again with another thread's waker, it moves to
-//! that thread's reactor. Deadlines go into buckets of about a millisecond,
+//! or is dropped; polled again on another thread, it moves to that
+//! thread's reactor. Deadlines go into buckets of about a millisecond,
 //! sorted once when they come due: an insert is an index and a push, a
 //! cancel a binary search in one bucket, so a million pending timers stay
 //! cheap. The driver sleeps in `select` until the nearest deadline (and,
@@ -150,21 +150,20 @@ impl Timer {
     }
 
     /// Makes sure a reactor will wake `cx` at `when`: the one of the thread
-    /// polling, which for a timer polled again with the same waker is the
-    /// one it is registered with already.
+    /// polling. A timer polled again on the same reactor with the same
+    /// waker is left as it is; with another waker its entry is updated;
+    /// on another thread (even with the same waker: a task of a
+    /// multi-threaded executor moves between threads) it moves there.
     fn register(&mut self, when: Instant, cx: &Context<'_>) {
         if let Some((reactor, at, id, waker)) = &mut self.registered {
-            if *waker == WakerId::of(cx.waker()) {
-                return;
-            }
-            // A new waker, maybe of another thread: a timer moves to the
-            // reactor of the thread that polls it.
-            if Reactor::current().is_ok_and(|here| Arc::ptr_eq(&here, reactor)) {
-                // Refresh the waker; re-insert if the entry is gone.
-                if !reactor.update_timer(*at, *id, cx.waker()) {
-                    *id = reactor.insert_timer(*at, cx.waker());
+            if reactor.is_current() {
+                if *waker != WakerId::of(cx.waker()) {
+                    // Refresh the waker; re-insert if the entry is gone.
+                    if !reactor.update_timer(*at, *id, cx.waker()) {
+                        *id = reactor.insert_timer(*at, cx.waker());
+                    }
+                    *waker = WakerId::of(cx.waker());
                 }
-                *waker = WakerId::of(cx.waker());
                 return;
             }
             self.cancel();

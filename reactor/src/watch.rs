@@ -85,6 +85,14 @@ pub(crate) fn watch(orphan: &Arc<Reactor>) -> io::Result<()> {
     if key.is_some() {
         return Ok(());
     }
+    if orphan.drivers.load(SeqCst) > 0 {
+        // Its thread drives it again (since the caller looked): no watch,
+        // but that thread must look for a driver when it stops. Its guard
+        // counted itself before it looked for a watch to end, and that
+        // look waits for this lock, so one of us sees the other.
+        orphan.unserved.store(true, SeqCst);
+        return Ok(());
+    }
     let mut list = lock(&shared.watch.list);
     let entry = list.vacant_entry();
     let token = Token(WATCH_BIT | entry.key());

@@ -326,3 +326,61 @@ fn a_thread_busy_in_its_executor_does_not_hold_up_a_foreign_executors_timer() {
         },
     );
 }
+
+/// A multi-threaded executor plugged in through `DriverGuard` polls one
+/// task with the same waker on whichever thread runs it. A timer the task
+/// armed on thread A and polls again on thread B moves to B's reactor even
+/// though the waker is the same: A has stopped driving (and named that
+/// waker as its own, so nothing handed A's reactor on), and B, parked in
+/// its own reactor, is the only one left to fire it. Before, a re-poll
+/// with the same waker kept the timer where it was, and it never fired.
+#[test]
+fn a_timer_polled_with_the_same_waker_on_another_driving_thread_moves_there() {
+    isolated(
+        "a_timer_polled_with_the_same_waker_on_another_driving_thread_moves_there",
+        || {
+            use tarn_reactor::driver::{DriverGuard, Parker};
+            let parker = Parker::new();
+            let waker = parker.waker();
+            let (timer_tx, timer_rx) = mpsc::channel();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let thread_a = {
+                let waker = waker.clone();
+                thread::spawn(move || {
+                    let guard = DriverGuard::enter();
+                    DriverGuard::polling(&waker);
+                    let mut timer = Timer::after(Duration::from_millis(20));
+                    let mut cx = Context::from_waker(&waker);
+                    assert!(Pin::new(&mut timer).poll(&mut cx).is_pending());
+                    drop(guard);
+                    timer_tx.send(timer).unwrap();
+                    // The thread (and its reactor) lives on, not driving.
+                    let _ = done_rx.recv();
+                })
+            };
+            let mut timer = timer_rx.recv().unwrap();
+            let _guard = DriverGuard::enter();
+            DriverGuard::polling(&waker);
+            let mut cx = Context::from_waker(&waker);
+            // A hung run ends here instead: unpark once the timer is long
+            // due (the timer then sees the clock past its deadline).
+            let unparker = parker.unparker();
+            let rescued = Arc::new(AtomicBool::new(false));
+            let rescuer = Arc::clone(&rescued);
+            thread::spawn(move || {
+                thread::sleep(PATIENCE / 10);
+                rescuer.store(true, SeqCst);
+                unparker.unpark();
+            });
+            while Pin::new(&mut timer).poll(&mut cx).is_pending() {
+                parker.park();
+            }
+            assert!(
+                !rescued.load(SeqCst),
+                "a 20 ms timer re-polled on this thread did not fire (no reactor drove it)"
+            );
+            drop(done_tx);
+            thread_a.join().unwrap();
+        },
+    );
+}

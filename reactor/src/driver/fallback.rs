@@ -3,10 +3,11 @@
 //!
 //! It starts the first time a waker is stored where no tarn executor will
 //! poll it, and then stays. On epoll it drives the shared reactor alone,
-//! whatever tarn's executors do (they drive their own). On poll and select,
-//! where the shared reactor is the only one, it steps aside while a tarn
-//! executor drives, so that the executor sleeps in `select` itself and its
-//! own events need no hand-off.
+//! whatever tarn's executors do (they drive their own), except while a
+//! thread that could not create a reactor of its own (no fds left) drives
+//! the shared one instead. On poll and select, where the shared reactor is
+//! the only one, it steps aside while a tarn executor drives, so that the
+//! executor sleeps in `select` itself and its own events need no hand-off.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};

@@ -127,6 +127,14 @@ pub(crate) fn driven_here() -> Option<Arc<Reactor>> {
         .flatten()
 }
 
+/// The reactor this thread drives now, by address (null if no guard
+/// lives): what [`driven_here`] returns, without cloning it.
+pub(crate) fn driven_ptr() -> *const Reactor {
+    SERVING
+        .try_with(|s| s.get().reactor)
+        .unwrap_or(std::ptr::null())
+}
+
 /// Makes sure somebody will drive `reactor` now that `waker` is stored
 /// there. If it has a driver, that is enough when the driver is this
 /// thread's and `waker` is the one it polls with (its own task, which it
@@ -144,8 +152,23 @@ pub(crate) fn ensure_driven(reactor: &Arc<Reactor>, waker: &Waker) -> io::Result
             reactor: Arc::as_ptr(reactor),
             waker: waker_id(waker),
         };
-        let served = SERVING.try_with(|s| s.get() == here).unwrap_or(false);
-        if served || reactor.unserved.load(Relaxed) {
+        if SERVING.try_with(|s| s.get() == here).unwrap_or(false) {
+            return Ok(());
+        }
+    }
+    ensure_driven_for_others(reactor)
+}
+
+/// Like [`ensure_driven`], for wakers that this thread's driver will not
+/// poll (whoever's they are): if the reactor has drivers, the last of them
+/// finds it another when it stops; if it has none, it gets one now.
+///
+/// # Errors
+///
+/// As for [`ensure_driven`].
+pub(crate) fn ensure_driven_for_others(reactor: &Arc<Reactor>) -> io::Result<()> {
+    if reactor.drivers.load(SeqCst) > 0 {
+        if reactor.unserved.load(Relaxed) {
             return Ok(());
         }
         // Flag first, then look again: either the last driver, stopping,
@@ -237,7 +260,9 @@ impl DriverGuard {
                 } else if reactor.watch.is_watched() {
                     // Taken back from the shared reactor's watch. What
                     // waited there for another driver may still wait:
-                    // look for one again when this thread stops.
+                    // look for one again when this thread stops (if it has
+                    // gone by then, the watch costs a wakeup or two of the
+                    // fallback thread, and ends at this thread's next guard).
                     crate::watch::unwatch(reactor);
                     reactor.unserved.store(true, SeqCst);
                 }

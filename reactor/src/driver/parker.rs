@@ -2,9 +2,9 @@
 //! `select` when it can take the driver lock, on a condition variable when
 //! another thread holds it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
@@ -17,12 +17,16 @@ thread_local! {
 
 /// Puts a thread to sleep until woken, driving the reactor meanwhile if it can.
 ///
-/// A parker drives the reactor that was [current](Reactor::current) when it
-/// first parked: inside a [`DriverGuard`](super::DriverGuard), this
-/// thread's own.
+/// Each `park` drives the reactor that is [current](Reactor::current) then:
+/// inside a [`DriverGuard`](super::DriverGuard), the one the guard drives
+/// (this thread's own, or the shared one if the thread's could not be
+/// created); outside any guard, the shared one.
 #[derive(Debug)]
 pub struct Parker {
     inner: Arc<ParkerInner>,
+    /// The reactor of the last `park`, kept while the current one is the
+    /// same (the common case: one look at a thread-local, no clone).
+    reactor: RefCell<Option<Arc<Reactor>>>,
 }
 
 /// Wakes a [`Parker`]; cheap to clone, usable from any thread.
@@ -39,8 +43,9 @@ struct ParkerInner {
     /// True while this parker is on the reactor's list of threads waiting
     /// for the driver lock, so it is listed at most once.
     queued_for_lock: AtomicBool,
-    /// The reactor it parks in, from its first `park` on.
-    reactor: OnceLock<Arc<Reactor>>,
+    /// The reactor it parks in (the last `park`'s), for wakes from other
+    /// threads to interrupt that reactor's `select`.
+    reactor: Mutex<Option<Arc<Reactor>>>,
     mutex: Mutex<()>,
     condvar: Condvar,
 }
@@ -56,6 +61,7 @@ impl Parker {
     pub fn new() -> Parker {
         Parker {
             inner: Arc::new(ParkerInner::default()),
+            reactor: RefCell::new(None),
         }
     }
 
@@ -97,19 +103,32 @@ impl Parker {
         Waker::from(Arc::clone(&self.inner))
     }
 
-    /// The reactor this parker parks in.
+    /// The reactor to park in now: the one this thread's guard drives,
+    /// else the shared one.
     ///
     /// # Panics
     ///
-    /// At the first park, if no reactor can be created (no fds left).
-    fn reactor(&self) -> &Arc<Reactor> {
-        let inner = &*self.inner;
-        if let Some(reactor) = inner.reactor.get() {
-            return reactor;
+    /// If no reactor can be created (no fds left).
+    fn reactor(&self) -> Arc<Reactor> {
+        if let Some(reactor) = &*self.reactor.borrow() {
+            if reactor.is_current() {
+                return Arc::clone(reactor);
+            }
         }
+        self.rebind()
+    }
+
+    /// Binds this parker to the reactor that is current now.
+    #[cold]
+    fn rebind(&self) -> Arc<Reactor> {
         let reactor =
             Reactor::current().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"));
-        inner.reactor.get_or_init(|| reactor)
+        *lock(&self.inner.reactor) = Some(Arc::clone(&reactor));
+        // A place on the old reactor's list of lock waiters is no place on
+        // this one's.
+        self.inner.queued_for_lock.store(false, SeqCst);
+        *self.reactor.borrow_mut() = Some(Arc::clone(&reactor));
+        reactor
     }
 
     /// Sleeps until [`Unparker::unpark`] is called (returns at once if it was
@@ -195,7 +214,7 @@ impl ParkerInner {
             // is not in `select`, and sees `woken` when `react` returns.
             // Only a wake from elsewhere must interrupt the `select`.
             if !REACTING.with(|r| std::ptr::eq(r.get(), inner)) {
-                if let Some(reactor) = inner.reactor.get() {
+                if let Some(reactor) = &*lock(&inner.reactor) {
                     reactor.notify();
                 }
             }
