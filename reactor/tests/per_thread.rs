@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use tarn_reactor::{drive, Async, Reactor, Timer};
 use tarn_selector::Backend;
 use tarn_test_support::{
-    eventually, isolated, open_fds, rerun_on_poll_and_select, threads_named, unix_pair, PATIENCE,
+    eventually, isolated, native_or_valgrind, open_fds, rerun_on_poll_and_select, threads_named,
+    unix_pair, PATIENCE,
 };
 
 #[test]
@@ -40,6 +41,12 @@ fn home_of(fd: i32) -> Option<u64> {
         .into_iter()
         .find(|s| s.fd == fd)
         .map(|s| s.reactor)
+}
+
+/// Milliseconds (timing margins are widened under valgrind, which runs
+/// everything 30 to 50 times slower).
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }
 
 fn fd(io: &impl std::os::fd::AsRawFd) -> i32 {
@@ -226,7 +233,7 @@ fn a_foreign_timer_polled_inside_drive_fires_after_drive_returns() {
 
             let fired = Arc::new(AtomicBool::new(false));
             let mut pool = futures::executor::LocalPool::new();
-            let deadline = Instant::now() + Duration::from_millis(50);
+            let deadline = Instant::now() + native_or_valgrind(ms(50), ms(3_000));
             let set = Arc::clone(&fired);
             pool.spawner()
                 .spawn_local(async move {
@@ -256,7 +263,7 @@ fn a_timer_polled_with_another_threads_waker_moves_to_that_threads_reactor() {
         "a_timer_polled_with_another_threads_waker_moves_to_that_threads_reactor",
         || {
             let (send, recv) = mpsc::channel();
-            let mut timer = Timer::after(Duration::from_millis(100));
+            let mut timer = Timer::after(native_or_valgrind(ms(100), ms(5_000)));
             let driver = thread::spawn(move || {
                 drive(async move {
                     std::future::poll_fn(|cx| {
@@ -316,7 +323,7 @@ fn a_thread_busy_in_its_executor_does_not_hold_up_a_foreign_executors_timer() {
                 started_tx.send(()).unwrap();
                 // One long poll: this thread's reactor waits meanwhile, the
                 // shared one (the tokio task's timer) must not.
-                thread::sleep(Duration::from_millis(600));
+                thread::sleep(native_or_valgrind(ms(600), ms(6_000)));
                 busy.store(false, SeqCst);
             });
             assert!(
@@ -349,7 +356,7 @@ fn a_timer_polled_with_the_same_waker_on_another_driving_thread_moves_there() {
                 thread::spawn(move || {
                     let guard = DriverGuard::enter();
                     DriverGuard::polling(&waker);
-                    let mut timer = Timer::after(Duration::from_millis(20));
+                    let mut timer = Timer::after(native_or_valgrind(ms(20), ms(2_000)));
                     let mut cx = Context::from_waker(&waker);
                     assert!(Pin::new(&mut timer).poll(&mut cx).is_pending());
                     drop(guard);
@@ -368,7 +375,7 @@ fn a_timer_polled_with_the_same_waker_on_another_driving_thread_moves_there() {
             let rescued = Arc::new(AtomicBool::new(false));
             let rescuer = Arc::clone(&rescued);
             thread::spawn(move || {
-                thread::sleep(PATIENCE / 10);
+                thread::sleep(native_or_valgrind(PATIENCE / 10, PATIENCE));
                 rescuer.store(true, SeqCst);
                 unparker.unpark();
             });
