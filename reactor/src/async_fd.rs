@@ -272,7 +272,7 @@ impl<T: AsFd> Async<T> {
 
 /// Try the syscall; only `WouldBlock` leads to storing the waker, and only
 /// if no event arrived since the tick read before the syscall.
-fn poll_io<R>(
+pub(crate) fn poll_io<R>(
     source: &Arc<Source>,
     dir: Dir,
     cx: &mut Context<'_>,

@@ -42,6 +42,7 @@ mod lock;
 mod reactor;
 pub mod signal;
 mod source;
+mod sync;
 mod sys;
 mod timer;
 mod timer_queue;

@@ -23,14 +23,15 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 use tarn_selector::{Event, Interest, Mode, Token};
 
 use crate::reactor::Reactor;
+use crate::sync::{AtomicU64, Mutex, MutexGuard};
 
 /// Read or write: the two directions a source tracks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -557,5 +558,64 @@ mod tests {
         let size = std::mem::size_of::<super::Source>();
         // The Arc's two counts and malloc's 8-byte header.
         assert!(size + 16 + 8 <= 128, "Source grew to {size} bytes");
+    }
+}
+
+/// loom models of the readiness protocol: `bash .ci/loom.sh`. They run the
+/// real read path (`poll_io`) and the real driver (`react` over epoll) on a
+/// real socket pair; loom's atomics and mutex stand in for the source's, so
+/// loom chooses every interleaving of the two threads at them.
+#[cfg(all(test, loom))]
+mod model {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Dir;
+    use crate::reactor::Reactor;
+
+    /// A task reads (the tick, then the syscall, then storing its waker if
+    /// it said `WouldBlock`) while another thread writes and then drives
+    /// the reactor, which delivers the event: the task is always woken or
+    /// retries (a lost wakeup leaves it blocked: loom reports a deadlock),
+    /// reads the byte, and leaves no waker behind.
+    #[test]
+    fn a_read_racing_an_event_is_woken_or_retries() {
+        loom::model(|| {
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            // The model's second thread is this reactor's driver: counted
+            // as one, a waiter does not start the fallback thread.
+            reactor.drivers.fetch_add(1, SeqCst);
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let source = reactor.insert_io(a.as_raw_fd()).unwrap();
+            // It stays where it is (no other reactor in the model).
+            source.state().settled = true;
+
+            let driver = {
+                let reactor = Arc::clone(&reactor);
+                loom::thread::spawn(move || {
+                    (&b).write_all(b"x").unwrap();
+                    let mut driving = reactor.try_lock().expect("the only driver");
+                    driving.react(Some(Duration::ZERO)).unwrap();
+                    drop(driving);
+                    b
+                })
+            };
+            let mut buf = [0; 8];
+            let n = loom::future::block_on(std::future::poll_fn(|cx| {
+                crate::async_fd::poll_io(&source, Dir::Read, cx, || (&a).read(&mut buf))
+            }))
+            .unwrap();
+            assert_eq!(n, 1);
+            drop(driver.join().unwrap());
+            assert_eq!(source.waiting().readers, 0, "a waker was left behind");
+            let (home, key) = source.home();
+            home.release(a.as_raw_fd(), key).unwrap();
+            reactor.drivers.fetch_sub(1, SeqCst);
+        });
     }
 }

@@ -132,11 +132,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 #[macro_use]
-mod sys;
+mod sync;
 mod event;
 mod interest;
 mod registry;
 mod selector;
+mod sys;
 
 pub use event::{Event, Events, Token};
 pub use interest::{Interest, Mode};

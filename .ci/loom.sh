@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Model-checks tarn's synchronisation protocols with loom: every
+# interleaving of the models' threads, up to a bound on preemptions. The
+# models are unit tests under `#[cfg(all(test, loom))]` beside the code
+# they check (`mod model` in selector/src/sys/wakefd.rs: the notifier;
+# reactor/src/source.rs: the readiness tick), run over the real code with
+# loom's atomics, mutexes and condition variables in place of std's (each
+# crate's `sync` module). A lost wakeup is a deadlock loom reports.
+#
+#   bash .ci/loom.sh                          # the bound CI uses (3 preemptions)
+#   LOOM_MAX_PREEMPTIONS=5 bash .ci/loom.sh   # deeper (minutes to hours)
+#   LOOM_MAX_PREEMPTIONS= bash .ci/loom.sh    # unbounded: every interleaving
+#
+# It sets `--cfg loom` itself, in a target directory of its own
+# (target/loom) so the ordinary build's cache is left alone. Release mode:
+# loom runs each model thousands of times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export RUSTFLAGS="${RUSTFLAGS:-} --cfg loom"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
+# Unset or empty: loom's default, no bound.
+if [ -z "${LOOM_MAX_PREEMPTIONS+set}" ]; then
+    export LOOM_MAX_PREEMPTIONS=3
+elif [ -z "$LOOM_MAX_PREEMPTIONS" ]; then
+    unset LOOM_MAX_PREEMPTIONS
+fi
+echo "loom: LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-unbounded}"
+start=$SECONDS
+for crate in tarn-selector tarn-reactor; do
+    began=$SECONDS
+    # One model at a time: a failing model aborts its process (loom panics
+    # while unwinding), and its output is then the last thing printed.
+    cargo test --release -q -p "$crate" --lib -- model:: --test-threads=1
+    echo "-- loom $crate: $((SECONDS - began)) s"
+done
+echo "loom: every model passed in $((SECONDS - start)) s"
