@@ -100,6 +100,25 @@ impl Word {
     fn tick(word: u64) -> u64 {
         word / Word::TICK
     }
+
+    /// Stores a direction's word, under the source lock (the tick moves
+    /// only there). The one write that races it is `drained`'s
+    /// compare-and-swap, outside the lock, which only adds `BLOCKED` at an
+    /// unchanged tick: if it comes first, this store (computed from a load
+    /// that may have missed it) clears or sets `BLOCKED` as it means to
+    /// anyway; if it comes second, it finds the word changed and fails. So
+    /// the store behaves as a swap in every execution, and a plain store
+    /// spares a locked instruction per event. Under loom it is a swap:
+    /// loom mis-orders a plain store against another thread's
+    /// read-modify-write (tokio-rs/loom#389) and reported lost wakeups
+    /// that no execution of the plain store has.
+    #[inline]
+    fn store(word: &AtomicU64, value: u64) {
+        #[cfg(not(loom))]
+        word.store(value, Ordering::Release);
+        #[cfg(loom)]
+        word.swap(value, Ordering::AcqRel);
+    }
 }
 
 /// What the source's lock guards.
@@ -345,7 +364,7 @@ impl Source {
         }
         // The tick moves only under the lock; `drained` may set the same
         // bit meanwhile, which this store keeps.
-        readiness.store(word | Word::BLOCKED, Ordering::Release);
+        Word::store(readiness, word | Word::BLOCKED);
         let flushed = state.waiters[dir as usize].store(tick, slot, cx);
         let armed = self.arm(&mut state, dir);
         let driven = match armed {
@@ -528,7 +547,7 @@ impl Source {
         let word = readiness.load(Ordering::Relaxed);
         let next = ((word | Word::BLOCKED) ^ Word::BLOCKED).wrapping_add(Word::TICK)
             | (u64::from(no_drain) * Word::NO_DRAIN);
-        readiness.store(next, Ordering::Release);
+        Word::store(readiness, next);
     }
 
     /// How many wakers wait on each direction.
@@ -595,10 +614,14 @@ mod model {
             // It stays where it is (no other reactor in the model).
             source.state().settled = true;
 
+            // As in the next model: a loom point after each syscall.
+            let wire = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
             let driver = {
                 let reactor = Arc::clone(&reactor);
+                let wire = Arc::clone(&wire);
                 loom::thread::spawn(move || {
                     (&b).write_all(b"x").unwrap();
+                    wire.fetch_add(1, SeqCst);
                     let mut driving = reactor.try_lock().expect("the only driver");
                     driving.react(Some(Duration::ZERO)).unwrap();
                     drop(driving);
@@ -607,10 +630,95 @@ mod model {
             };
             let mut buf = [0; 8];
             let n = loom::future::block_on(std::future::poll_fn(|cx| {
-                crate::async_fd::poll_io(&source, Dir::Read, cx, || (&a).read(&mut buf))
+                crate::async_fd::poll_io(&source, Dir::Read, cx, || {
+                    let read = (&a).read(&mut buf);
+                    wire.load(SeqCst);
+                    read
+                })
             }))
             .unwrap();
             assert_eq!(n, 1);
+            drop(driver.join().unwrap());
+            assert_eq!(source.waiting().readers, 0, "a waker was left behind");
+            let (home, key) = source.home();
+            home.release(a.as_raw_fd(), key).unwrap();
+            reactor.drivers.fetch_sub(1, SeqCst);
+        });
+    }
+
+    /// `Async::poll_read_stream`, as it is: a short read marks the
+    /// direction drained at the tick read before its syscall.
+    fn read_stream(
+        source: &Arc<super::Source>,
+        cx: &mut std::task::Context<'_>,
+        mut read: impl FnMut() -> std::io::Result<usize>,
+        len: usize,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut tick = 0;
+        let res = crate::async_fd::poll_io(source, Dir::Read, cx, || {
+            tick = source.tick(Dir::Read);
+            read()
+        });
+        if matches!(res, std::task::Poll::Ready(Ok(n)) if n > 0 && n < len) {
+            source.drained(Dir::Read, tick);
+        }
+        res
+    }
+
+    /// The drained shortcut: a short read marks the socket drained, so the
+    /// next read waits for an event without a syscall. Meanwhile another
+    /// thread writes a second byte and drives the reactor. An event that
+    /// lands between the short read and the mark must cancel the mark, or
+    /// the next read waits for an event that has come and gone.
+    #[test]
+    fn a_short_read_racing_an_event_does_not_hide_it() {
+        loom::model(|| {
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            reactor.drivers.fetch_add(1, SeqCst);
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            (&b).write_all(b"1").unwrap();
+            let source = reactor.insert_io(a.as_raw_fd()).unwrap();
+            source.state().settled = true;
+
+            // The socket, as loom sees it: a real syscall is no loom
+            // operation, so loom would never switch threads between one
+            // and the next atomic. Each read and write touches this
+            // counter right after its syscall, which gives loom a point to
+            // switch there (without it, the interleaving that a planted
+            // bug in `drained` needs was never tried).
+            let wire = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            let driver = {
+                let reactor = Arc::clone(&reactor);
+                let wire = Arc::clone(&wire);
+                loom::thread::spawn(move || {
+                    (&b).write_all(b"2").unwrap();
+                    wire.fetch_add(1, SeqCst);
+                    let mut driving = reactor.try_lock().expect("the only driver");
+                    driving.react(Some(Duration::ZERO)).unwrap();
+                    drop(driving);
+                    b
+                })
+            };
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                let mut buf = [0; 8];
+                let n = loom::future::block_on(std::future::poll_fn(|cx| {
+                    read_stream(
+                        &source,
+                        cx,
+                        || {
+                            let read = (&a).read(&mut buf);
+                            wire.load(SeqCst);
+                            read
+                        },
+                        8,
+                    )
+                }))
+                .unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"12");
             drop(driver.join().unwrap());
             assert_eq!(source.waiting().readers, 0, "a waker was left behind");
             let (home, key) = source.home();
