@@ -4,13 +4,14 @@
 # models are unit tests under `#[cfg(all(test, loom))]` beside the code
 # they check (`mod model` in selector/src/sys/wakefd.rs: the notifier;
 # reactor/src/source.rs: the readiness tick and the drained shortcut), run
-# over the real code with
-# loom's atomics, mutexes and condition variables in place of std's (each
-# crate's `sync` module). A lost wakeup is a deadlock loom reports.
+# over the real code with loom's atomics, mutexes and condition variables
+# in place of std's (each crate's `sync` module). A lost wakeup is a
+# deadlock loom reports.
 #
 #   bash .ci/loom.sh                          # the bound CI uses (3 preemptions)
-#   LOOM_MAX_PREEMPTIONS=5 bash .ci/loom.sh   # deeper (minutes to hours)
+#   LOOM_MAX_PREEMPTIONS=5 bash .ci/loom.sh   # deeper
 #   LOOM_MAX_PREEMPTIONS= bash .ci/loom.sh    # unbounded: every interleaving
+#                                             # (today's models: ~20 s)
 #
 # It sets `--cfg loom` itself, in a target directory of its own
 # (target/loom) so the ordinary build's cache is left alone. Release mode:
