@@ -3,10 +3,11 @@
 # interleaving of the models' threads, up to a bound on preemptions. The
 # models are unit tests under `#[cfg(all(test, loom))]` beside the code
 # they check (`mod model` in selector/src/sys/wakefd.rs: the notifier;
-# reactor/src/source.rs: the readiness tick and the drained shortcut), run
-# over the real code with loom's atomics, mutexes and condition variables
-# in place of std's (each crate's `sync` module). A lost wakeup is a
-# deadlock loom reports.
+# reactor/src/source.rs: the readiness tick and the drained shortcut;
+# reactor/src/driver/parker.rs: parking against unparks and another
+# driver), run over the real code with loom's atomics, mutexes and
+# condition variables in place of std's (each crate's `sync` module). A
+# lost wakeup is a deadlock loom reports.
 #
 #   bash .ci/loom.sh                          # the bound CI uses (3 preemptions)
 #   LOOM_MAX_PREEMPTIONS=5 bash .ci/loom.sh   # deeper

@@ -4,13 +4,14 @@
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::MutexGuard;
+use std::sync::TryLockError;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use tarn_selector::Events;
 
 use crate::reactor::{lock, nanos_since, Reactor};
+use crate::sync::MutexGuard;
 
 /// What the driver lock guards: the event buffer and the batch of wakers.
 #[derive(Debug)]
@@ -35,8 +36,8 @@ impl Reactor {
             // A panic while the lock was held (say, a waker that panicked
             // in `react`) leaves the driver state usable: carry on, as
             // `lock` does, rather than refuse the lock forever.
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
         };
         Some(ReactorLock {
             reactor: self,
@@ -48,7 +49,7 @@ impl Reactor {
     pub fn lock(&self) -> ReactorLock<'_> {
         ReactorLock {
             reactor: self,
-            driver: Some(lock(&self.driver)),
+            driver: Some(crate::sync::lock(&self.driver)),
         }
     }
 }
@@ -186,7 +187,7 @@ impl Drop for ReactorLock<'_> {
         drop(self.driver.take());
         if self.reactor.lock_waiter_count.load(SeqCst) > 0 {
             let waiters = {
-                let mut waiters = lock(&self.reactor.lock_waiters);
+                let mut waiters = crate::sync::lock(&self.reactor.lock_waiters);
                 self.reactor.lock_waiter_count.store(0, SeqCst);
                 std::mem::take(&mut *waiters)
             };

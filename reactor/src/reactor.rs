@@ -73,10 +73,10 @@ pub struct Reactor {
     fired_until: AtomicU64,
     pub(crate) epoch: Instant,
     /// Held by whoever is driving; it owns the event buffer.
-    pub(crate) driver: Mutex<Driver>,
+    pub(crate) driver: crate::sync::Mutex<Driver>,
     /// Threads waiting for the driver lock to be released.
-    pub(crate) lock_waiters: Mutex<Vec<Unparker>>,
-    pub(crate) lock_waiter_count: AtomicUsize,
+    pub(crate) lock_waiters: crate::sync::Mutex<Vec<Unparker>>,
+    pub(crate) lock_waiter_count: crate::sync::AtomicUsize,
     /// Driver guards on this reactor: its thread's `block_on` or `drive`
     /// (for the shared reactor on poll and select, any thread's).
     pub(crate) drivers: AtomicUsize,
@@ -227,12 +227,12 @@ impl Reactor {
             timers: Mutex::default(),
             fired_until: AtomicU64::new(0),
             epoch: Instant::now(),
-            driver: Mutex::new(Driver {
+            driver: crate::sync::Mutex::new(Driver {
                 events: Events::with_capacity(1024),
                 wakers: Vec::new(),
             }),
-            lock_waiters: Mutex::default(),
-            lock_waiter_count: AtomicUsize::new(0),
+            lock_waiters: crate::sync::Mutex::new(Vec::new()),
+            lock_waiter_count: crate::sync::AtomicUsize::new(0),
             drivers: AtomicUsize::new(0),
             unserved: AtomicBool::new(false),
             watch: Watch::default(),
@@ -476,7 +476,7 @@ impl Reactor {
 
     /// Adds a thread to be unparked when the driver lock is released.
     pub(crate) fn wait_for_lock(&self, unparker: Unparker) {
-        let mut waiters = lock(&self.lock_waiters);
+        let mut waiters = crate::sync::lock(&self.lock_waiters);
         waiters.push(unparker);
         self.lock_waiter_count.store(waiters.len(), SeqCst);
     }

@@ -313,6 +313,19 @@ impl Selector {
     /// backend rebuilding its fd set) goes back to waiting. Returns the
     /// number of events, which is zero after a timeout or a notification.
     pub fn select(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        #[cfg(loom)]
+        if timeout != Some(Duration::ZERO) {
+            // Under loom, a model's threads take turns on one OS thread: a
+            // wait in the kernel would stop them all. It looks without
+            // blocking, then waits for a notification, which is all that
+            // ends a wait in a model (timeouts are not modelled).
+            let n = self.select(events, Some(Duration::ZERO))?;
+            if n > 0 {
+                return Ok(n);
+            }
+            self.signal().wait_readable();
+            return self.select(events, Some(Duration::ZERO));
+        }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // A timeout too large to represent as an Instant waits forever.
         let mut remaining = timeout.filter(|_| deadline.is_some());

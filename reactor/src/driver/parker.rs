@@ -3,16 +3,24 @@
 //! another thread holds it.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use crate::reactor::{lock, Reactor};
+use crate::sync::{AtomicBool, Condvar};
 
+#[cfg(not(loom))]
 thread_local! {
     /// The parker whose thread is inside `react` right now, if any.
     static REACTING: Cell<*const ParkerInner> = const { Cell::new(std::ptr::null()) };
+}
+
+// A model's threads share one OS thread: loom's thread-locals are theirs.
+#[cfg(loom)]
+loom::thread_local! {
+    static REACTING: Cell<*const ParkerInner> = Cell::new(std::ptr::null());
 }
 
 /// Puts a thread to sleep until woken, driving the reactor meanwhile if it can.
@@ -27,6 +35,9 @@ pub struct Parker {
     /// The reactor of the last `park`, kept while the current one is the
     /// same (the common case: one look at a thread-local, no clone).
     reactor: RefCell<Option<Arc<Reactor>>>,
+    /// A loom model's parker keeps its reactor (see `pinned_to`).
+    #[cfg(all(test, loom))]
+    pinned: bool,
 }
 
 /// Wakes a [`Parker`]; cheap to clone, usable from any thread.
@@ -35,7 +46,7 @@ pub struct Unparker {
     inner: Arc<ParkerInner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ParkerInner {
     woken: AtomicBool,
     /// True while the parked thread is in (or about to enter) `select`.
@@ -46,8 +57,21 @@ struct ParkerInner {
     /// The reactor it parks in (the last `park`'s), for wakes from other
     /// threads to interrupt that reactor's `select`.
     reactor: Mutex<Option<Arc<Reactor>>>,
-    mutex: Mutex<()>,
+    mutex: crate::sync::Mutex<()>,
     condvar: Condvar,
+}
+
+impl ParkerInner {
+    fn new() -> ParkerInner {
+        ParkerInner {
+            woken: AtomicBool::new(false),
+            in_reactor: AtomicBool::new(false),
+            queued_for_lock: AtomicBool::new(false),
+            reactor: Mutex::new(None),
+            mutex: crate::sync::Mutex::new(()),
+            condvar: Condvar::new(),
+        }
+    }
 }
 
 impl Default for Parker {
@@ -60,9 +84,25 @@ impl Parker {
     /// A parker for the current thread.
     pub fn new() -> Parker {
         Parker {
-            inner: Arc::new(ParkerInner::default()),
+            inner: Arc::new(ParkerInner::new()),
             reactor: RefCell::new(None),
+            #[cfg(all(test, loom))]
+            pinned: false,
         }
+    }
+
+    /// A parker that parks in `reactor` whatever is current (a loom
+    /// model's reactor: the thread-locals that name the current one
+    /// outlive a model's execution).
+    #[cfg(all(test, loom))]
+    fn pinned_to(reactor: &Arc<Reactor>) -> Parker {
+        let parker = Parker {
+            pinned: true,
+            ..Parker::new()
+        };
+        *lock(&parker.inner.reactor) = Some(Arc::clone(reactor));
+        *parker.reactor.borrow_mut() = Some(Arc::clone(reactor));
+        parker
     }
 
     /// A handle that wakes this parker.
@@ -111,6 +151,10 @@ impl Parker {
     /// If no reactor can be created (no fds left).
     fn reactor(&self) -> Arc<Reactor> {
         if let Some(reactor) = &*self.reactor.borrow() {
+            #[cfg(all(test, loom))]
+            if self.pinned {
+                return Arc::clone(reactor);
+            }
             if reactor.is_current() {
                 return Arc::clone(reactor);
             }
@@ -178,7 +222,7 @@ impl Parker {
                 drop(driver);
                 continue;
             }
-            let mut guard = lock(&inner.mutex);
+            let mut guard = crate::sync::lock(&inner.mutex);
             while !inner.woken.load(SeqCst) {
                 guard = inner.condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
@@ -219,7 +263,7 @@ impl ParkerInner {
                 }
             }
         } else {
-            let _guard = lock(&inner.mutex);
+            let _guard = crate::sync::lock(&inner.mutex);
             inner.condvar.notify_one();
         }
     }
@@ -232,5 +276,57 @@ impl Wake for ParkerInner {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.unpark();
+    }
+}
+
+/// loom models of the driver hand-off: `bash .ci/loom.sh`. A parker parks
+/// in a model's reactor (real epoll; under loom a `select` that would block
+/// waits for a notification instead, see `Selector::select`) while other
+/// threads unpark it or hold the driver lock.
+#[cfg(all(test, loom))]
+mod model {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Parker;
+    use crate::reactor::Reactor;
+
+    /// A thread parks (taking the driver lock, sleeping in `select`) while
+    /// another unparks it: it always returns.
+    #[test]
+    fn an_unpark_ends_a_park_in_select() {
+        loom::model(|| {
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            let parker = Parker::pinned_to(&reactor);
+            let unparker = parker.unparker();
+            let waker = loom::thread::spawn(move || unparker.unpark());
+            parker.park();
+            waker.join().unwrap();
+        });
+    }
+
+    /// A thread parks while another holds the driver lock (and looks at
+    /// the reactor once, then lets go): the parker waits behind it on its
+    /// condition variable, or takes the lock once it is free, and the
+    /// unpark from a third thread reaches it wherever it sleeps.
+    #[test]
+    fn an_unpark_reaches_a_parker_behind_another_driver() {
+        loom::model(|| {
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            let parker = Parker::pinned_to(&reactor);
+            let unparker = parker.unparker();
+            let driver = {
+                let reactor = Arc::clone(&reactor);
+                loom::thread::spawn(move || {
+                    if let Some(mut driving) = reactor.try_lock() {
+                        driving.react(Some(Duration::ZERO)).unwrap();
+                    }
+                })
+            };
+            let waker = loom::thread::spawn(move || unparker.unpark());
+            parker.park();
+            driver.join().unwrap();
+            waker.join().unwrap();
+        });
     }
 }

@@ -69,6 +69,13 @@ impl Signal {
         self.pending.swap(false, SeqCst);
         self.notified.swap(false, SeqCst)
     }
+
+    /// Under loom: blocks until a wake is pending, where a `select` would
+    /// sleep (see `Selector::select`).
+    #[cfg(loom)]
+    pub(crate) fn wait_readable(&self) {
+        self.counter.wait_readable();
+    }
 }
 
 /// The kernel counter a `select` waits on: an eventfd.
@@ -152,7 +159,6 @@ impl Counter {
 
     /// Blocks until the count is non-zero, as `select` blocks until the
     /// eventfd is readable.
-    #[cfg(test)]
     fn wait_readable(&self) {
         let mut count = self.count.lock().unwrap();
         while *count == 0 {
