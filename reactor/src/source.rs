@@ -591,10 +591,80 @@ mod model {
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
+    use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use super::Dir;
+    use super::{Dir, Source};
     use crate::reactor::Reactor;
+
+    /// One model's world: a reactor (real epoll) with the read end of a
+    /// socket pair registered, and a second thread that writes `sent` to
+    /// the other end and then drives the reactor once, which delivers the
+    /// event.
+    ///
+    /// `wire` is the socket as loom sees it: a real syscall is no loom
+    /// operation, so loom would never switch threads between one and the
+    /// next atomic. Each read and write touches it right after its
+    /// syscall, which gives loom a point to switch there (without it, the
+    /// interleaving that a planted bug in `drained` needs was never tried).
+    struct World {
+        reactor: Arc<Reactor>,
+        source: Arc<Source>,
+        reader: UnixStream,
+        wire: Arc<loom::sync::atomic::AtomicUsize>,
+        driver: Option<loom::thread::JoinHandle<UnixStream>>,
+    }
+
+    impl World {
+        /// `queued` is in the socket before the source is registered.
+        fn new(queued: &'static [u8], sent: &'static [u8]) -> World {
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            // The second thread is this reactor's driver: counted as one,
+            // a waiter does not start the fallback thread.
+            reactor.drivers.fetch_add(1, SeqCst);
+            let (reader, writer) = UnixStream::pair().unwrap();
+            reader.set_nonblocking(true).unwrap();
+            (&writer).write_all(queued).unwrap();
+            let source = reactor.insert_io(reader.as_raw_fd()).unwrap();
+            // It stays where it is (no other reactor in the model).
+            source.state().settled = true;
+            let wire = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            let driver = {
+                let (reactor, wire) = (Arc::clone(&reactor), Arc::clone(&wire));
+                loom::thread::spawn(move || {
+                    (&writer).write_all(sent).unwrap();
+                    wire.fetch_add(1, SeqCst);
+                    let mut driving = reactor.try_lock().expect("the only driver");
+                    driving.react(Some(Duration::ZERO)).unwrap();
+                    drop(driving);
+                    writer
+                })
+            };
+            World {
+                reactor,
+                source,
+                reader,
+                wire,
+                driver: Some(driver),
+            }
+        }
+
+        /// The task's read syscall, then the loom point after it.
+        fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let read = (&self.reader).read(buf);
+            self.wire.load(SeqCst);
+            read
+        }
+
+        /// Joins the driver; checks that no waker was left behind.
+        fn end(mut self) {
+            drop(self.driver.take().unwrap().join().unwrap());
+            assert_eq!(self.source.waiting().readers, 0, "a waker was left behind");
+            let (home, key) = self.source.home();
+            home.release(self.reader.as_raw_fd(), key).unwrap();
+            self.reactor.drivers.fetch_sub(1, SeqCst);
+        }
+    }
 
     /// A task reads (the tick, then the syscall, then storing its waker if
     /// it said `WouldBlock`) while another thread writes and then drives
@@ -604,62 +674,31 @@ mod model {
     #[test]
     fn a_read_racing_an_event_is_woken_or_retries() {
         loom::model(|| {
-            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
-            // The model's second thread is this reactor's driver: counted
-            // as one, a waiter does not start the fallback thread.
-            reactor.drivers.fetch_add(1, SeqCst);
-            let (a, b) = UnixStream::pair().unwrap();
-            a.set_nonblocking(true).unwrap();
-            let source = reactor.insert_io(a.as_raw_fd()).unwrap();
-            // It stays where it is (no other reactor in the model).
-            source.state().settled = true;
-
-            // As in the next model: a loom point after each syscall.
-            let wire = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-            let driver = {
-                let reactor = Arc::clone(&reactor);
-                let wire = Arc::clone(&wire);
-                loom::thread::spawn(move || {
-                    (&b).write_all(b"x").unwrap();
-                    wire.fetch_add(1, SeqCst);
-                    let mut driving = reactor.try_lock().expect("the only driver");
-                    driving.react(Some(Duration::ZERO)).unwrap();
-                    drop(driving);
-                    b
-                })
-            };
+            let world = World::new(b"", b"x");
             let mut buf = [0; 8];
             let n = loom::future::block_on(std::future::poll_fn(|cx| {
-                crate::async_fd::poll_io(&source, Dir::Read, cx, || {
-                    let read = (&a).read(&mut buf);
-                    wire.load(SeqCst);
-                    read
-                })
+                crate::async_fd::poll_io(&world.source, Dir::Read, cx, || world.read(&mut buf))
             }))
             .unwrap();
             assert_eq!(n, 1);
-            drop(driver.join().unwrap());
-            assert_eq!(source.waiting().readers, 0, "a waker was left behind");
-            let (home, key) = source.home();
-            home.release(a.as_raw_fd(), key).unwrap();
-            reactor.drivers.fetch_sub(1, SeqCst);
+            world.end();
         });
     }
 
     /// `Async::poll_read_stream`, as it is: a short read marks the
     /// direction drained at the tick read before its syscall.
     fn read_stream(
-        source: &Arc<super::Source>,
-        cx: &mut std::task::Context<'_>,
+        source: &Arc<Source>,
+        cx: &mut Context<'_>,
         mut read: impl FnMut() -> std::io::Result<usize>,
         len: usize,
-    ) -> std::task::Poll<std::io::Result<usize>> {
+    ) -> Poll<std::io::Result<usize>> {
         let mut tick = 0;
         let res = crate::async_fd::poll_io(source, Dir::Read, cx, || {
             tick = source.tick(Dir::Read);
             read()
         });
-        if matches!(res, std::task::Poll::Ready(Ok(n)) if n > 0 && n < len) {
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0 && n < len) {
             source.drained(Dir::Read, tick);
         }
         res
@@ -673,57 +712,18 @@ mod model {
     #[test]
     fn a_short_read_racing_an_event_does_not_hide_it() {
         loom::model(|| {
-            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
-            reactor.drivers.fetch_add(1, SeqCst);
-            let (a, b) = UnixStream::pair().unwrap();
-            a.set_nonblocking(true).unwrap();
-            (&b).write_all(b"1").unwrap();
-            let source = reactor.insert_io(a.as_raw_fd()).unwrap();
-            source.state().settled = true;
-
-            // The socket, as loom sees it: a real syscall is no loom
-            // operation, so loom would never switch threads between one
-            // and the next atomic. Each read and write touches this
-            // counter right after its syscall, which gives loom a point to
-            // switch there (without it, the interleaving that a planted
-            // bug in `drained` needs was never tried).
-            let wire = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-            let driver = {
-                let reactor = Arc::clone(&reactor);
-                let wire = Arc::clone(&wire);
-                loom::thread::spawn(move || {
-                    (&b).write_all(b"2").unwrap();
-                    wire.fetch_add(1, SeqCst);
-                    let mut driving = reactor.try_lock().expect("the only driver");
-                    driving.react(Some(Duration::ZERO)).unwrap();
-                    drop(driving);
-                    b
-                })
-            };
+            let world = World::new(b"1", b"2");
             let mut got = Vec::new();
             while got.len() < 2 {
                 let mut buf = [0; 8];
                 let n = loom::future::block_on(std::future::poll_fn(|cx| {
-                    read_stream(
-                        &source,
-                        cx,
-                        || {
-                            let read = (&a).read(&mut buf);
-                            wire.load(SeqCst);
-                            read
-                        },
-                        8,
-                    )
+                    read_stream(&world.source, cx, || world.read(&mut buf), 8)
                 }))
                 .unwrap();
                 got.extend_from_slice(&buf[..n]);
             }
             assert_eq!(got, b"12");
-            drop(driver.join().unwrap());
-            assert_eq!(source.waiting().readers, 0, "a waker was left behind");
-            let (home, key) = source.home();
-            home.release(a.as_raw_fd(), key).unwrap();
-            reactor.drivers.fetch_sub(1, SeqCst);
+            world.end();
         });
     }
 }
