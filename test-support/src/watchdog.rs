@@ -33,7 +33,9 @@ pub fn watchdog(what: &str, patience: Duration) -> Watchdog {
     let (done, wait) = mpsc::channel::<()>();
     let what = what.to_string();
     let backend = backend_name();
+    let (started, has_started) = mpsc::channel::<()>();
     std::thread::spawn(move || {
+        let _ = started.send(());
         if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(patience) {
             eprintln!(
                 "watchdog: {what} (TARN_SELECTOR={backend}) still running after {patience:?}: hung; aborting"
@@ -41,6 +43,11 @@ pub fn watchdog(what: &str, patience: Duration) -> Watchdog {
             std::process::abort();
         }
     });
+    // Returns once the thread runs, its start-up (stack guard, signal
+    // stack) done: a test that then lowers `RLIMIT_AS` (no new threads)
+    // must not catch the watchdog's own start-up inside it, which aborted
+    // the process in CI ("failed to allocate an alternative stack").
+    let _ = has_started.recv();
     Watchdog { _done: done }
 }
 
