@@ -2,7 +2,7 @@
 //! `select` when it can take the driver lock, on a condition variable when
 //! another thread holds it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
@@ -33,7 +33,7 @@ loom::thread_local! {
 pub struct Parker {
     inner: Arc<ParkerInner>,
     /// The reactor of the last `park`, kept while the current one is the
-    /// same (the common case: one look at a thread-local, no clone).
+    /// same (the common case: one look at a thread-local).
     reactor: RefCell<Option<Arc<Reactor>>>,
     /// A loom model's parker keeps its reactor (see `pinned_to`).
     #[cfg(all(test, loom))]
@@ -55,7 +55,8 @@ struct ParkerInner {
     /// for the driver lock, so it is listed at most once.
     queued_for_lock: AtomicBool,
     /// The reactor it parks in (the last `park`'s), for wakes from other
-    /// threads to interrupt that reactor's `select`.
+    /// threads to interrupt that reactor's `select`. Locked only by such a
+    /// wake, which then makes a `notify` syscall anyway, and by a rebinding.
     reactor: Mutex<Option<Arc<Reactor>>>,
     mutex: crate::sync::Mutex<()>,
     condvar: Condvar,
@@ -144,35 +145,35 @@ impl Parker {
     }
 
     /// The reactor to park in now: the one this thread's guard drives,
-    /// else the shared one.
+    /// else the shared one. Borrowed, not cloned: a park costs a look at a
+    /// thread-local, and a rebinding only when the current reactor changed.
     ///
     /// # Panics
     ///
     /// If no reactor can be created (no fds left).
-    fn reactor(&self) -> Arc<Reactor> {
-        if let Some(reactor) = &*self.reactor.borrow() {
+    fn reactor(&self) -> Ref<'_, Arc<Reactor>> {
+        let bound = match &*self.reactor.borrow() {
             #[cfg(all(test, loom))]
-            if self.pinned {
-                return Arc::clone(reactor);
-            }
-            if reactor.is_current() {
-                return Arc::clone(reactor);
-            }
+            Some(_) if self.pinned => true,
+            Some(reactor) => reactor.is_current(),
+            None => false,
+        };
+        if !bound {
+            self.rebind();
         }
-        self.rebind()
+        Ref::map(self.reactor.borrow(), |r| r.as_ref().expect("bound above"))
     }
 
     /// Binds this parker to the reactor that is current now.
     #[cold]
-    fn rebind(&self) -> Arc<Reactor> {
+    fn rebind(&self) {
         let reactor =
             Reactor::current().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"));
         *lock(&self.inner.reactor) = Some(Arc::clone(&reactor));
         // A place on the old reactor's list of lock waiters is no place on
         // this one's.
         self.inner.queued_for_lock.store(false, SeqCst);
-        *self.reactor.borrow_mut() = Some(Arc::clone(&reactor));
-        reactor
+        *self.reactor.borrow_mut() = Some(reactor);
     }
 
     /// Sleeps until [`Unparker::unpark`] is called (returns at once if it was
