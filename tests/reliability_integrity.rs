@@ -3,22 +3,18 @@
 //! read sizes on both ends (plain and vectored), and comes back with the
 //! same length and FNV-1a checksum it left with; the server counts the same
 //! bytes. Both ends are tarn: the server on a thread of its own, the
-//! clients on the test's thread, so two executors share one reactor.
+//! clients on the test's thread (two executors; on epoll each drives a
+//! reactor of its own, elsewhere they share one).
 //!
 //! Short mode: 32 MiB in all; `TARN_SOAK=1`: 1 GiB. Runs on every backend
 //! (epoll, poll, select), each in a process of its own.
 
 mod common;
 
-use std::io;
-use std::sync::mpsc;
 use std::time::Instant;
 
-use common::ServerThread;
 use futures::future::try_join_all;
-use tarn::io::AsyncWriteExt;
-use tarn::net::{TcpListener, TcpStream};
-use tarn_test_support::{backend_name, figure, isolated_on_each_backend, sized, Rng, MAX_IO};
+use tarn_test_support::{backend_name, figure, isolated_on_each_backend, sized};
 
 /// Connections streaming at once.
 const CONNECTIONS: usize = 16;
@@ -29,22 +25,6 @@ fn bytes_per_connection() -> usize {
     sized(32 << 20, 1 << 30) / CONNECTIONS
 }
 
-/// Echoes `conn` with reads of random sizes (seeded with `seed`), some of
-/// them vectored, until end of stream; returns the bytes echoed.
-async fn echo_random_reads(mut conn: TcpStream, seed: u64) -> io::Result<u64> {
-    let mut rng = Rng::xorshift_star(seed);
-    let mut buf = vec![0; MAX_IO];
-    let mut total = 0;
-    loop {
-        let n = common::read_some(&mut conn, &mut rng, &mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        conn.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
-}
-
 /// 16 connections stream their bytes through the echo server at once;
 /// every byte comes back, in order, on every backend.
 #[test]
@@ -53,17 +33,7 @@ fn random_sized_streams_come_back_intact_on_every_backend() {
         "random_sized_streams_come_back_intact_on_every_backend",
         common::reliability_patience(),
         || {
-            let (totals_tx, totals) = mpsc::channel();
-            let server = ServerThread::start(move |listener: TcpListener| async move {
-                for seed in 0.. {
-                    let (conn, _) = listener.accept().await.expect("accept");
-                    let totals = totals_tx.clone();
-                    tarn::spawn(async move {
-                        let _ = totals.send(echo_random_reads(conn, seed).await);
-                    })
-                    .detach();
-                }
-            });
+            let (server, totals) = common::random_reads_echo_server();
             let len = bytes_per_connection();
             let started = Instant::now();
             common::run(async {

@@ -88,7 +88,20 @@ impl ExampleServer {
     /// and the fd limit this process has; waits for the address it prints
     /// ("... listening on ADDR ...").
     pub fn start(name: &'static str, backend: &str) -> ExampleServer {
-        let mut child = Command::new(example_path(name))
+        ExampleServer::start_with(name, backend, |_| {})
+    }
+
+    /// Like [`start`](Self::start), with `configure` applied to the
+    /// child's `Command` first (more environment: a
+    /// [`FaultyChild`](crate::FaultyChild)'s, say).
+    pub fn start_with(
+        name: &'static str,
+        backend: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> ExampleServer {
+        let mut command = Command::new(example_path(name));
+        configure(&mut command);
+        let mut child = command
             .arg("127.0.0.1:0")
             .env(crate::SELECTOR_ENV, backend)
             .stdin(Stdio::null())
@@ -139,6 +152,11 @@ impl ExampleServer {
     /// "echo on poll", for messages.
     pub fn label(&self) -> String {
         format!("{} on {}", self.name, self.backend)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its resident memory, in KiB.

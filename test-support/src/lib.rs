@@ -11,6 +11,10 @@
 //!   [`isolated_on_each_backend`]): a test that changes process-wide state
 //!   (fd limits, signal dispositions) or counts the process's fds runs in
 //!   a child process of its own.
+//! - **Syscall faults** ([`isolated_under_faults`], [`injected`],
+//!   [`set_injecting`]): a test runs alone under an `LD_PRELOAD`
+//!   interposer that injects `EINTR`, spurious readiness, short writes,
+//!   accept errors and failed registrations on a seeded schedule.
 //! - **Hangs** ([`watchdog`], [`bounded`], [`eventually`], [`PATIENCE`],
 //!   [`HANG`]): a hung test aborts its process instead of hanging CI.
 //! - **Modes and sizes** ([`sized`], [`native_or_valgrind`], [`soak`],
@@ -35,6 +39,8 @@
 //! |---|---|---|
 //! | `TARN_SOAK` | you | [`sized`] returns its full (soak) size |
 //! | `TARN_VALGRIND` | `.ci/valgrind.sh` | [`native_or_valgrind`] returns its valgrind value; watchdogs wait ten times longer |
+//! | `TARN_FAULTS` | [`isolated_under_faults`] | the interposer's schedule (rates per fault) |
+//! | `TARN_FAULT_SEED` | you, or [`isolated_under_faults`] | the schedule's seed; set it to replay a run |
 //! | `TARN_SELECTOR` | you, or a re-run | the backend ([`backend_name`]); [`backends`] is that one alone |
 //!
 //! `TARN_SOAK` and `TARN_VALGRIND` are **on when set to anything but the
@@ -83,6 +89,7 @@
 mod backend;
 mod data;
 mod examples;
+mod faults;
 mod figures;
 mod limits;
 mod mode;
@@ -94,6 +101,10 @@ mod watchdog;
 pub use backend::{backend_name, backends, is_backend_child, SELECTOR_ENV};
 pub use data::{fnv1a, random_bytes, RandomChunks, Rng, FNV_START, MAX_IO};
 pub use examples::{example_path, ExampleServer};
+pub use faults::{
+    injected, interposer_path, isolated_under_faults, set_injecting, FaultyChild, Injected,
+    FAULTS_ENV, FAULT_NAMES, FAULT_REPORT_ENV, FAULT_SEED_ENV,
+};
 pub use figures::{figure, Latency};
 pub use limits::{
     limit, nofile_limit, raise_nofile_limit, set_limit, set_nofile_soft, with_soft_limit,

@@ -15,7 +15,7 @@ use crate::figures::pass_on_figures;
 use crate::watchdog::{watchdog, PATIENCE};
 
 /// Set in a child that runs one test alone; holds that test's name.
-const ISOLATED_ENV: &str = "TARN_TEST_ISOLATED";
+pub(crate) const ISOLATED_ENV: &str = "TARN_TEST_ISOLATED";
 
 /// Re-runs this test binary with `TARN_SELECTOR=poll`, then `=select`, in
 /// a child process each, skipping `this_test` (the calling test, by its
@@ -128,12 +128,12 @@ pub fn isolated_on_each_backend(test_name: &str, patience: Duration, body: impl 
 }
 
 /// This test binary, to run again.
-fn test_binary() -> Command {
+pub(crate) fn test_binary() -> Command {
     Command::new(std::env::current_exe().expect("current_exe"))
 }
 
 /// Runs `child` with `--nocapture` to its end; prints its figure lines.
-fn run(child: &mut Command) -> Output {
+pub(crate) fn run(child: &mut Command) -> Output {
     let output = child
         .arg("--nocapture")
         .output()
@@ -143,7 +143,7 @@ fn run(child: &mut Command) -> Output {
 }
 
 /// Fails unless the child succeeded and ran exactly one test.
-fn check_one_test(what: &str, output: &Output) {
+pub(crate) fn check_one_test(what: &str, output: &Output) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains(" 1 passed;"),

@@ -203,6 +203,41 @@ pub async fn write_some(
     Ok(())
 }
 
+/// Echoes `conn` with reads of random sizes (seeded with `seed`), some of
+/// them vectored, until end of stream; returns the bytes echoed.
+pub async fn echo_random_reads(mut conn: TcpStream, seed: u64) -> io::Result<u64> {
+    let mut rng = Rng::xorshift_star(seed);
+    let mut buf = vec![0; MAX_IO];
+    let mut total = 0;
+    loop {
+        let n = read_some(&mut conn, &mut rng, &mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        conn.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+}
+
+/// An echo server on a thread of its own that serves each connection with
+/// [`echo_random_reads`] (seeded with the connection's number) and sends
+/// each task's result to the receiver returned; an error from `accept`
+/// panics its thread (fails [`ServerThread::stop`]).
+pub fn random_reads_echo_server() -> (ServerThread, mpsc::Receiver<io::Result<u64>>) {
+    let (totals_tx, totals) = mpsc::channel();
+    let server = ServerThread::start(move |listener: TcpListener| async move {
+        for seed in 0.. {
+            let (conn, _) = listener.accept().await.expect("accept");
+            let totals = totals_tx.clone();
+            tarn::spawn(async move {
+                let _ = totals.send(echo_random_reads(conn, seed).await);
+            })
+            .detach();
+        }
+    });
+    (server, totals)
+}
+
 /// Streams `len` random bytes through the echo server at `addr` on one
 /// connection, writing and reading at once with random sizes; checks the
 /// length and checksum of what comes back.

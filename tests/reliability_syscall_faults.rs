@@ -1,0 +1,376 @@
+//! The failures a busy kernel produces and a quiet test machine almost
+//! never shows, injected on a seeded schedule by an `LD_PRELOAD`
+//! interposer (`test-support/faults/interposer.c`, which says exactly what
+//! each fault does): `EINTR` from every wait, spurious readiness (an event
+//! for an fd that is not ready, so the next read or write gets `EAGAIN`),
+//! 1-byte short writes, `accept4` failing with `ECONNABORTED`, `EPROTO`,
+//! `EMFILE` or `ENOBUFS`, and `epoll_ctl` refusing a registration with
+//! `ENOMEM` or `ENOSPC`.
+//!
+//! Under them, on every backend: the checksummed integrity echo completes
+//! with equal checksums and no fault reaches a caller as an error; a
+//! connection whose registration fails is closed and the server goes on
+//! (epoll, the one backend that registers with the kernel); the example
+//! servers serve curl, h2load and Python's sockets and websockets; nothing
+//! hangs (each run has a watchdog) and no fd or reactor entry is left
+//! behind. Every run prints its seed: `TARN_FAULT_SEED=<seed>` with
+//! `TARN_SELECTOR=<backend>` replays it.
+//!
+//! Short mode: 32 MiB through the echo; `TARN_SOAK=1`: 1 GiB, and more
+//! connections everywhere.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{Held, ServerThread};
+use futures::future::try_join_all;
+use tarn::net::{TcpListener, TcpStream};
+use tarn_test_support::{
+    backends, connect_with_timeouts, figure, injected, isolated_under_faults, set_injecting, sized,
+    ExampleServer, FaultyChild, Injected, PATIENCE,
+};
+
+/// The faults a server must absorb without an error reaching its code:
+/// every one but a failed registration.
+const ABSORBED: &str = "eintr=0.05,spurious=0.1,short=0.25,accept=0.2";
+
+/// Connections streaming through the echo at once.
+const STREAMS: usize = 16;
+
+/// Fails unless every fault of [`ABSORBED`] was injected in `what`.
+fn assert_all_absorbed_faults_injected(what: &str, injected: &Injected) {
+    for fault in ["eintr", "spurious", "short", "accept"] {
+        assert!(
+            injected.count(fault) > 0,
+            "{what}: fault {fault} never injected ({injected})"
+        );
+    }
+}
+
+/// 16 checksummed streams at once (32 MiB in all), then a run of short
+/// connections one after the other (each an accept and a registration),
+/// through a tarn echo server, with clients on tarn too: every byte comes
+/// back, no fault reaches either side's code, and afterwards the fds and
+/// reactor entries are back where they were.
+#[test]
+fn streams_come_back_intact_under_injected_syscall_faults() {
+    isolated_under_faults(
+        "streams_come_back_intact_under_injected_syscall_faults",
+        ABSORBED,
+        common::reliability_patience(),
+        || {
+            let held = Held::start();
+            let (server, totals) = common::random_reads_echo_server();
+            let len = sized(32 << 20, 1 << 30) / STREAMS;
+            let started = Instant::now();
+            common::run(async {
+                let streams =
+                    (0..STREAMS as u64).map(|i| common::stream_through_echo(server.addr(), i, len));
+                try_join_all(streams).await
+            })
+            .expect("a stream failed: an injected fault reached the client");
+            common::assert_each_echoed(&totals, STREAMS, len);
+            let took = started.elapsed();
+
+            let short = sized(300, 5_000);
+            common::run(async {
+                for i in 0..short {
+                    common::stream_through_echo(server.addr(), 1_000 + i, 2_000).await?;
+                }
+                io::Result::Ok(())
+            })
+            .expect("a short connection failed: an injected fault reached the client");
+            common::assert_each_echoed(&totals, short as usize, 2_000);
+
+            server.stop();
+            held.wait_for("after the server stopped");
+            let injected = injected().expect("the interposer is loaded");
+            assert_all_absorbed_faults_injected("the integrity echo", &injected);
+            figure(format_args!(
+                "syscall faults [{}]: {} MiB over {STREAMS} streams in {took:.2?}, then {short} \
+                 short connections, checksums equal; injected/eligible: {injected}",
+                tarn_test_support::backend_name(),
+                (len * STREAMS) >> 20,
+            ));
+        },
+    );
+}
+
+/// What became of one connection to an echo server.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    /// The whole message came back.
+    Echoed,
+    /// Closed (end of stream or reset) before a byte came back.
+    Closed,
+}
+
+/// Sends a 2,000-byte message to the echo server at `addr` from a std
+/// client, shuts the write side, and reads to the end. Fails if part of
+/// the message comes back, or something else.
+fn round_trip(addr: SocketAddr, i: u64) -> Fate {
+    let msg: Vec<u8> = (0..2_000u64).map(|b| (b * 7 + i) as u8).collect();
+    let mut conn = connect_with_timeouts(addr, Duration::from_secs(10)).expect("connect");
+    // The server may have closed already: then the write can fail too.
+    if conn.write_all(&msg).is_ok() {
+        let _ = conn.shutdown(Shutdown::Write);
+    }
+    let mut got = Vec::new();
+    match conn.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("connection {i}: {e}"),
+    }
+    if got.is_empty() {
+        Fate::Closed
+    } else {
+        assert_eq!(
+            got, msg,
+            "connection {i}: a part of the echo, or another message"
+        );
+        Fate::Echoed
+    }
+}
+
+/// On epoll, `epoll_ctl` refuses 30% of the connections' registrations
+/// (`ENOMEM`, `ENOSPC`). The server closes each connection it could not
+/// register and goes on: the others get their whole echo, and once the
+/// faults stop every connection does. A tarn client whose own registration
+/// is refused gets that error from `connect`. Nothing is left behind.
+#[test]
+fn a_connection_that_cannot_be_registered_is_closed_and_the_server_goes_on() {
+    isolated_under_faults(
+        "a_connection_that_cannot_be_registered_is_closed_and_the_server_goes_on",
+        "ctl=0.3",
+        PATIENCE,
+        || {
+            let held = Held::start();
+            let server = ServerThread::start(|listener: TcpListener| async move {
+                loop {
+                    let (conn, _) = listener
+                        .accept()
+                        .await
+                        .expect("accept: a failed registration reached the server's loop");
+                    tarn::spawn(common::echo(conn)).detach();
+                }
+            });
+            let rounds = sized(200, 2_000);
+            let fates: Vec<Fate> = (0..rounds).map(|i| round_trip(server.addr(), i)).collect();
+            let closed = fates.iter().filter(|f| **f == Fate::Closed).count();
+            assert!(
+                closed > 0 && closed < fates.len(),
+                "{closed} of {} connections closed: expected some but not all",
+                fates.len()
+            );
+
+            let refused = common::run(async {
+                let mut refused = Vec::new();
+                for _ in 0..50 {
+                    match TcpStream::connect(server.addr()).await {
+                        Ok(conn) => drop(conn),
+                        Err(e) => refused.push(e),
+                    }
+                }
+                refused
+            });
+            assert!(!refused.is_empty(), "no tarn connect was refused");
+            for e in &refused {
+                assert!(
+                    matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::ENOSPC)),
+                    "connect failed with {e:?}, not the registration's ENOMEM/ENOSPC"
+                );
+            }
+
+            set_injecting(false);
+            for i in 0..20 {
+                assert_eq!(round_trip(server.addr(), rounds + i), Fate::Echoed);
+            }
+            server.stop();
+            held.wait_for("after the server stopped");
+            figure(format_args!(
+                "syscall faults [epoll]: {closed} of {rounds} connections refused a registration \
+                 were closed, the rest echoed; {} tarn connects got ENOMEM/ENOSPC; injected/eligible: {}",
+                refused.len(),
+                injected().expect("the interposer is loaded"),
+            ));
+        },
+    );
+}
+
+/// A Python client: 16 connections at once, each streaming 256 KiB of
+/// random bytes to the echo example while reading the echo; prints `ok`
+/// when every echo is the bytes sent.
+const PYTHON_ECHO_CLIENT: &str = r#"
+import os, socket, sys, threading
+host, port = sys.argv[1].rsplit(":", 1)
+failures = []
+def stream(i):
+    try:
+        s = socket.create_connection((host, int(port)), timeout=30)
+        data = os.urandom(256 * 1024)
+        def send():
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send)
+        sender.start()
+        got = bytearray()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        sender.join()
+        if got != data:
+            failures.append(f"connection {i}: {len(got)} of {len(data)} bytes, equal={got == data}")
+    except Exception as e:
+        failures.append(f"connection {i}: {e!r}")
+threads = [threading.Thread(target=stream, args=(i,)) for i in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("ok" if not failures else "\n".join(failures))
+"#;
+
+/// The Python websockets client: text, a 1 MiB binary message, a close.
+const PYTHON_WEBSOCKET_CLIENT: &str = r#"
+import asyncio, os, sys
+import websockets
+
+async def main(url):
+    for _ in range(4):
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send("hello, tarn")
+            assert await ws.recv() == "hello, tarn"
+            blob = os.urandom(1 << 20)
+            await ws.send(blob)
+            assert await ws.recv() == blob
+            await ws.close(code=1000, reason="done")
+    print("ok")
+
+asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
+"#;
+
+/// Runs `program` with `args` to its end; fails with the package to
+/// install if it is missing.
+fn run_tool(program: &str, package: &str, args: &[&str]) -> Output {
+    match Command::new(program).args(args).output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            panic!("{program} is not installed; install {package} to run this test")
+        }
+        Err(e) => panic!("cannot run {program}: {e}"),
+    }
+}
+
+/// Runs a client that must succeed and print `expect` (trimmed).
+fn assert_client_prints(what: &str, out: Output, expect: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim() == expect,
+        "{what}: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs h2load with `args` against `url`; fails unless every request
+/// succeeded.
+fn assert_h2load_all_succeed(url: &str, requests: usize, args: &[&str]) {
+    let n = requests.to_string();
+    let mut all = vec!["-n", &n, "-c", "8"];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = run_tool("h2load", "nghttp2-client", &all);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("{requests} succeeded, 0 failed, 0 errored");
+    assert!(
+        out.status.success()
+            && text
+                .lines()
+                .any(|l| l.starts_with("requests:") && l.contains(&want)),
+        "h2load {args:?}: {}\n{text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The example servers, each run under every absorbed fault, on every
+/// backend, against ordinary clients: `echo` streams checksummed data to
+/// Python's sockets, `hyper_server` answers h2load over HTTP/1.1 and h2c
+/// and curl, `websocket_echo` talks to Python's websockets. Every request
+/// succeeds, the echo server reports no failed connection, each server is
+/// still running at the end, and every fault was injected in the echo
+/// server.
+#[test]
+fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
+    let requests = sized(2_000, 50_000);
+    for backend in backends() {
+        let echo_run = FaultyChild::new();
+        let mut echo =
+            ExampleServer::start_with("echo", &backend, |cmd| echo_run.apply(cmd, ABSORBED));
+        let echo_client = || {
+            run_tool(
+                "python3",
+                "python3",
+                &["-c", PYTHON_ECHO_CLIENT, &echo.addr().to_string()],
+            )
+        };
+        for _ in 0..sized(2, 20) {
+            assert_client_prints("python echo client", echo_client(), "ok");
+        }
+        echo.assert_running();
+        assert_eq!(
+            echo.stderr_line_count(),
+            0,
+            "echo on {backend} reported a failed connection"
+        );
+        let echo_faults = echo_run.injected();
+        assert_all_absorbed_faults_injected(&format!("echo on {backend}"), &echo_faults);
+
+        let hyper_run = FaultyChild::new();
+        let mut hyper = ExampleServer::start_with("hyper_server", &backend, |cmd| {
+            hyper_run.apply(cmd, ABSORBED)
+        });
+        let url = format!("http://{}/", hyper.addr());
+        assert_h2load_all_succeed(&url, requests, &["--h1"]);
+        assert_h2load_all_succeed(&url, requests, &["-m", "8"]);
+        let out = run_tool("curl", "curl", &["-sS", "--max-time", "30", &url]);
+        assert_client_prints("curl", out, "Hello, World!");
+        hyper.assert_running();
+        let hyper_faults = hyper_run.injected();
+
+        let ws_run = FaultyChild::new();
+        let mut ws = ExampleServer::start_with("websocket_echo", &backend, |cmd| {
+            ws_run.apply(cmd, ABSORBED)
+        });
+        let url = format!("ws://{}/", ws.addr());
+        let out = run_tool("python3", "python3", &["-c", PYTHON_WEBSOCKET_CLIENT, &url]);
+        assert_client_prints(
+            "python websockets client (pip install websockets)",
+            out,
+            "ok",
+        );
+        ws.assert_running();
+        let ws_faults = ws_run.injected();
+        for (what, injected) in [
+            ("hyper_server", &hyper_faults),
+            ("websocket_echo", &ws_faults),
+        ] {
+            assert!(
+                injected.count("short") > 0
+                    && injected.count("eintr") + injected.count("spurious") > 0,
+                "{what} on {backend}: too few faults injected ({injected})"
+            );
+        }
+        figure(format_args!(
+            "syscall faults [{backend}] examples (seeds {}, {}, {}): echo {echo_faults}; \
+             hyper_server {hyper_faults}; websocket_echo {ws_faults}",
+            echo_run.seed(),
+            hyper_run.seed(),
+            ws_run.seed(),
+        ));
+    }
+}
