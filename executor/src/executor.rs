@@ -24,7 +24,7 @@ use slab::Slab;
 use tarn_reactor::driver::{with_budget, DriverGuard, Parker, Unparker};
 
 use crate::join::JoinHandle;
-use crate::task::{self, Header, TaskRef};
+use crate::task::{self, Header, OnExecutor, TaskRef};
 
 /// Tasks run between two non-blocking looks at the reactor, so that tasks
 /// that are always ready cannot starve I/O and timers.
@@ -380,7 +380,7 @@ impl Drop for LocalExecutor {
         let _teardown = Teardown::enter(self.inner.on_panic.clone());
         let tasks = std::mem::take(&mut *self.inner.tasks.borrow_mut());
         for (_, task) in tasks {
-            task.cancel();
+            task.cancel(OnExecutor::of(&self.inner));
         }
         let queue = std::mem::take(&mut *self.inner.queue.borrow_mut());
         drop(queue);
@@ -419,7 +419,7 @@ impl Inner {
     /// Runs `task`; returns whether it spent its I/O budget, or `None` if
     /// its future was already gone (a stale queue entry: nothing ran).
     fn run_task(&self, task: TaskRef) -> Option<bool> {
-        let (over, busy) = with_budget(|| task.run());
+        let (over, busy) = with_budget(|| task.run(OnExecutor::of(self)));
         if over? {
             self.forget(task.as_ptr());
         }
@@ -429,7 +429,7 @@ impl Inner {
     /// Drops the table's reference to a task whose future is gone (from
     /// `JoinHandle::abort`).
     pub(crate) fn forget(&self, task: NonNull<Header>) {
-        let key = task::key(task);
+        let key = task::key(task, OnExecutor::of(self));
         let removed = {
             let mut tasks = self.tasks.borrow_mut();
             match tasks.get(key) {
@@ -561,7 +561,7 @@ fn refused<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
         unparker: Parker::new().unparker(),
     });
     let (table, queued, handle) = task::allocate(future, 0, shared);
-    table.cancel();
+    table.cancel(handle.on_executor());
     drop((table, queued));
     JoinHandle::new(handle, std::rc::Weak::new())
 }

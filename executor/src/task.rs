@@ -8,12 +8,14 @@
 //! static vtable, so polling a task needs no waker allocation and no
 //! reference-count traffic.
 //!
-//! Thread rules, on which every `unsafe` block below relies:
-//! - The future, the join slot and the `Cell` fields of the header are only
-//!   touched on the executor's thread: the executor and the join handle are
-//!   `!Send`, and only they reach those parts.
-//! - Wakers (which are `Send`) touch only `refs`, `scheduled`, `shared` and
-//!   `vtable`, which are atomic or `Sync`.
+//! Thread rules, on which every `unsafe` block below relies, and which the
+//! header's types enforce:
+//! - The future, the join slot and the header's [`LocalHeader`] are only
+//!   touched on the executor's thread: reaching them takes an
+//!   [`OnExecutor`] proof, which only a borrow of the executor's state or
+//!   of a join handle (both `!Send` and `!Sync`) gives.
+//! - Wakers (which are `Send`) touch only the [`SyncHeader`] (`refs`,
+//!   `scheduled`, `shared`, `vtable`), which is checked to be `Sync`.
 //! - When the last reference is dropped, possibly by a waker on another
 //!   thread, the future has already been dropped in place and the join slot
 //!   emptied, both on the executor's thread (the executor drops the future
@@ -36,20 +38,39 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use crate::executor::{catch_task_panic, schedule, Job, Shared};
 use crate::join::{JoinError, Outcome};
 
-/// The start of every task allocation.
+/// The start of every task allocation, in two parts whose types say who
+/// may touch them: [`SyncHeader`] from any thread (it is `Sync`, which is
+/// checked below), [`LocalHeader`] only through an [`OnExecutor`] proof,
+/// which exists only on the executor's thread.
 #[repr(C)]
 pub(crate) struct Header {
-    // Touched from any thread.
+    sync: SyncHeader,
+    local: ThreadBound<LocalHeader>,
+}
+
+/// What wakers touch, from any thread.
+struct SyncHeader {
     refs: AtomicUsize,
     shared: Arc<Shared>,
     vtable: &'static TaskVTable,
-    /// The task's key in the executor's task table (executor's thread only).
-    key: Cell<usize>,
     /// True from a wake until the task is next polled (repeated wakes queue
     /// the task once), and for good once its future is gone (wakes of a
     /// finished task queue nothing).
     scheduled: AtomicBool,
-    // Touched on the executor's thread only.
+}
+
+// A waker on another thread reaches the header through a shared
+// reference: what it may touch must be `Sync`.
+const _: () = {
+    const fn assert_sync<T: Sync>() {}
+    assert_sync::<SyncHeader>()
+};
+
+/// What only the executor's thread touches.
+struct LocalHeader {
+    /// The task's key in the executor's task table (which cannot hold
+    /// 2^32 tasks: each has a heap allocation of 40 bytes and more).
+    key: Cell<u32>,
     /// The future has not been dropped yet.
     alive: Cell<bool>,
     /// The future is being polled right now.
@@ -58,6 +79,32 @@ pub(crate) struct Header {
     cancel: Cell<bool>,
     /// The join handle still exists.
     handle: Cell<bool>,
+}
+
+/// A value that only code holding an [`OnExecutor`] proof can reach.
+struct ThreadBound<T>(T);
+
+impl<T> ThreadBound<T> {
+    fn get<'a>(&'a self, _on: OnExecutor<'a>) -> &'a T {
+        &self.0
+    }
+}
+
+/// Proof that the code holding it runs on the executor's thread: made only
+/// from a borrow of something that never leaves that thread (the
+/// executor's state, or a join handle), and itself neither `Send` nor
+/// `Sync`, so it cannot leave either. The thread-bound parts of a task
+/// (its [`LocalHeader`], and through the functions that take this proof,
+/// its future and join slot) are reached only with it; wakers have none.
+#[derive(Clone, Copy)]
+pub(crate) struct OnExecutor<'a>(PhantomData<&'a Rc<()>>);
+
+impl OnExecutor<'_> {
+    /// The proof an executor's own state gives: `Inner` holds `Rc`s and
+    /// `RefCell`s, so a borrow of it is on the executor's thread.
+    pub(crate) fn of(_executor: &crate::executor::Inner) -> OnExecutor<'_> {
+        OnExecutor(PhantomData)
+    }
 }
 
 /// The header and the join slot: the part of a task whose layout depends
@@ -79,9 +126,9 @@ struct RawTask<F: Future> {
 struct TaskVTable {
     /// Polls the future; on completion drops it and records the outcome.
     /// Returns whether the task finished.
-    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
+    poll: unsafe fn(NonNull<Header>, &mut Context<'_>, OnExecutor<'_>) -> bool,
     /// Drops the future (if still alive) and records a cancellation.
-    cancel: unsafe fn(NonNull<Header>),
+    cancel: unsafe fn(NonNull<Header>, OnExecutor<'_>),
     /// Frees the allocation.
     dealloc: unsafe fn(NonNull<Header>),
 }
@@ -105,15 +152,19 @@ pub(crate) fn allocate<F: Future + 'static>(
     let task = Box::new(RawTask {
         prefix: Prefix {
             header: Header {
-                refs: AtomicUsize::new(3),
-                shared,
-                vtable: &RawTask::<F>::VTABLE,
-                key: Cell::new(key),
-                scheduled: AtomicBool::new(true),
-                alive: Cell::new(true),
-                polling: Cell::new(false),
-                cancel: Cell::new(false),
-                handle: Cell::new(true),
+                sync: SyncHeader {
+                    refs: AtomicUsize::new(3),
+                    shared,
+                    vtable: &RawTask::<F>::VTABLE,
+                    scheduled: AtomicBool::new(true),
+                },
+                local: ThreadBound(LocalHeader {
+                    key: Cell::new(task_key(key)),
+                    alive: Cell::new(true),
+                    polling: Cell::new(false),
+                    cancel: Cell::new(false),
+                    handle: Cell::new(true),
+                }),
             },
             outcome: UnsafeCell::new(Outcome::Running(None)),
         },
@@ -128,6 +179,11 @@ pub(crate) fn allocate<F: Future + 'static>(
     (TaskRef(header), TaskRef(header), handle)
 }
 
+/// A task table key as the header keeps it.
+fn task_key(key: usize) -> u32 {
+    u32::try_from(key).unwrap_or_else(|_| panic!("tarn: more than {} live tasks", u32::MAX))
+}
+
 impl<F: Future> RawTask<F> {
     const VTABLE: TaskVTable = TaskVTable {
         poll: Self::poll,
@@ -136,8 +192,8 @@ impl<F: Future> RawTask<F> {
     };
 
     /// # Safety
-    /// On the executor's thread, with the future alive and not being polled.
-    unsafe fn poll(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
+    /// The future is alive and not being polled.
+    unsafe fn poll(ptr: NonNull<Header>, cx: &mut Context<'_>, on: OnExecutor<'_>) -> bool {
         let task = ptr.cast::<RawTask<F>>().as_ptr();
         // SAFETY: the future is alive, never moved since allocation (the
         // allocation is never moved), and only this call touches it now.
@@ -147,16 +203,16 @@ impl<F: Future> RawTask<F> {
             Ok(Poll::Ready(output)) => Ok(output),
             Err(payload) => Err(JoinError::panicked(payload)),
         };
-        // SAFETY: on the executor's thread, not being polled any more.
-        unsafe { Self::finish(ptr, result) };
+        // SAFETY: not being polled any more.
+        unsafe { Self::finish(ptr, result, on) };
         true
     }
 
     /// # Safety
-    /// On the executor's thread, not while the future is being polled.
-    unsafe fn cancel(ptr: NonNull<Header>) {
+    /// Not while the future is being polled.
+    unsafe fn cancel(ptr: NonNull<Header>, on: OnExecutor<'_>) {
         // SAFETY: as required by this function.
-        unsafe { Self::finish(ptr, Err(JoinError::cancelled())) }
+        unsafe { Self::finish(ptr, Err(JoinError::cancelled()), on) }
     }
 
     /// Drops the future (once), then records `result` for the join handle,
@@ -169,18 +225,23 @@ impl<F: Future> RawTask<F> {
     /// read) is dropped the same way.
     ///
     /// # Safety
-    /// On the executor's thread, not while the future is being polled.
-    unsafe fn finish(ptr: NonNull<Header>, result: Result<F::Output, JoinError>) {
+    /// Not while the future is being polled.
+    unsafe fn finish(
+        ptr: NonNull<Header>,
+        result: Result<F::Output, JoinError>,
+        on: OnExecutor<'_>,
+    ) {
         let task = ptr.cast::<RawTask<F>>().as_ptr();
         // SAFETY: the header is alive while we hold a reference.
         let header = unsafe { ptr.as_ref() };
+        let local = header.local.get(on);
         let mut result = result;
         let mut leftover = None;
-        if header.alive.replace(false) {
+        if local.alive.replace(false) {
             // Nothing is left to poll: a wake from now on (h2 wakes each
             // stream's task once more after it finished) finds the task
             // scheduled already and queues nothing.
-            header.scheduled.store(true, Ordering::Release);
+            header.sync.scheduled.store(true, Ordering::Release);
             // SAFETY: the future was alive (and is now marked dropped, so it
             // is dropped exactly once); nothing else touches it meanwhile.
             let dropped =
@@ -193,9 +254,9 @@ impl<F: Future> RawTask<F> {
             }
         }
         let mut waker = None;
-        if header.handle.get() {
-            // SAFETY: the join slot is only touched on this thread, and no
-            // other borrow of it is alive during this call.
+        if local.handle.get() {
+            // SAFETY: the join slot is only touched on this thread (`on`),
+            // and no other borrow of it is alive during this call.
             let outcome = unsafe { &mut *(*task).prefix.outcome.get() };
             match outcome {
                 Outcome::Running(stored) => {
@@ -221,7 +282,9 @@ impl<F: Future> RawTask<F> {
     }
 
     /// # Safety
-    /// The last reference is gone; see the module's thread rules.
+    /// The last reference is gone; see the module's thread rules. No
+    /// [`OnExecutor`] is needed: the last reference may go on any thread,
+    /// and by then nothing thread-bound is left to drop.
     unsafe fn dealloc(ptr: NonNull<Header>) {
         // SAFETY: the pointer came from `Box::leak` of a `RawTask<F>`. The
         // future is `ManuallyDrop` (already dropped) and the join slot holds
@@ -246,15 +309,16 @@ impl TaskRef {
     /// during the poll), so the executor drops it from its table; `None`
     /// for an entry that outlived its future (woken during its last poll,
     /// say), which ran nothing.
-    pub(crate) fn run(&self) -> Option<bool> {
+    pub(crate) fn run(&self, on: OnExecutor<'_>) -> Option<bool> {
         let header = self.header();
-        if !header.alive.get() {
+        let local = header.local.get(on);
+        if !local.alive.get() {
             // Queued before its future went; `scheduled` stays set.
             return None;
         }
         // Wakes from here on queue the task again.
-        header.scheduled.store(false, Ordering::Release);
-        header.polling.set(true);
+        header.sync.scheduled.store(false, Ordering::Release);
+        local.polling.set(true);
         // SAFETY: the raw waker is this task's pointer with the waker vtable;
         // `ManuallyDrop` keeps it from releasing a reference it never took.
         let waker = ManuallyDrop::new(unsafe {
@@ -262,16 +326,17 @@ impl TaskRef {
         });
         // Wakers this task stores in the reactor need no driver but ours.
         tarn_reactor::driver::DriverGuard::polling(&waker);
-        // SAFETY: on the executor's thread; the future is alive (checked)
-        // and not already being polled (a task is polled from the queue only).
-        let finished = unsafe { (header.vtable.poll)(self.0, &mut Context::from_waker(&waker)) };
-        header.polling.set(false);
+        // SAFETY: the future is alive (checked) and not already being
+        // polled (a task is polled from the queue only).
+        let finished =
+            unsafe { (header.sync.vtable.poll)(self.0, &mut Context::from_waker(&waker), on) };
+        local.polling.set(false);
         if finished {
             return Some(true);
         }
-        if header.cancel.replace(false) {
-            // SAFETY: on the executor's thread, after the poll.
-            unsafe { (header.vtable.cancel)(self.0) };
+        if local.cancel.replace(false) {
+            // SAFETY: after the poll.
+            unsafe { (header.sync.vtable.cancel)(self.0, on) };
             return Some(true);
         }
         Some(false)
@@ -279,8 +344,8 @@ impl TaskRef {
 
     /// Cancels the task: drops its future now, or right after its poll if
     /// it is the one being polled. Returns whether it was dropped now.
-    pub(crate) fn cancel(&self) -> bool {
-        cancel(self.0)
+    pub(crate) fn cancel(&self, on: OnExecutor<'_>) -> bool {
+        cancel(self.0, on)
     }
 
     /// Whether this is a reference to the task at `ptr`.
@@ -294,25 +359,25 @@ impl TaskRef {
     }
 }
 
-/// The key in the executor's table of the task at `ptr`.
-pub(crate) fn key(ptr: NonNull<Header>) -> usize {
-    // SAFETY: the caller (a join handle) holds a reference; `key` is only
-    // touched on the executor's thread, which the `!Send` caller is on.
-    unsafe { ptr.as_ref() }.key.get()
+/// The key in the executor's table of the task at `ptr`, whose reference
+/// the caller (a join handle) holds.
+pub(crate) fn key(ptr: NonNull<Header>, on: OnExecutor<'_>) -> usize {
+    // SAFETY: the caller holds a reference.
+    unsafe { ptr.as_ref() }.local.get(on).key.get() as usize
 }
 
 /// See [`TaskRef::cancel`]; for the join handle, which holds the pointer.
-pub(crate) fn cancel(ptr: NonNull<Header>) -> bool {
+fn cancel(ptr: NonNull<Header>, on: OnExecutor<'_>) -> bool {
     // SAFETY: the caller holds a reference.
     let header = unsafe { ptr.as_ref() };
-    if header.polling.get() {
-        header.cancel.set(true);
+    let local = header.local.get(on);
+    if local.polling.get() {
+        local.cancel.set(true);
         return false;
     }
-    if header.alive.get() {
-        // SAFETY: on the executor's thread (the callers are `!Send`), and
-        // the future is not being polled.
-        unsafe { (header.vtable.cancel)(ptr) };
+    if local.alive.get() {
+        // SAFETY: the future is not being polled.
+        unsafe { (header.sync.vtable.cancel)(ptr, on) };
     }
     true
 }
@@ -338,7 +403,7 @@ impl Drop for TaskRef {
 /// The caller holds a reference.
 unsafe fn acquire(ptr: NonNull<Header>) {
     // SAFETY: alive while the caller's reference is.
-    let refs = unsafe { &ptr.as_ref().refs };
+    let refs = unsafe { &ptr.as_ref().sync.refs };
     if refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
         std::process::abort();
     }
@@ -350,7 +415,7 @@ unsafe fn acquire(ptr: NonNull<Header>) {
 /// The caller holds the reference it gives up.
 unsafe fn release(ptr: NonNull<Header>) {
     // SAFETY: alive until the count reaches zero below.
-    let header = unsafe { ptr.as_ref() };
+    let header = unsafe { &ptr.as_ref().sync };
     if header.refs.fetch_sub(1, Ordering::Release) == 1 {
         fence(Ordering::Acquire);
         let dealloc = header.vtable.dealloc;
@@ -362,8 +427,9 @@ unsafe fn release(ptr: NonNull<Header>) {
 /// Queues the task unless it is queued already. Takes a new reference for
 /// the queue entry.
 fn wake_by_ref(ptr: NonNull<Header>) {
-    // SAFETY: the waker calling this holds a reference.
-    let header = unsafe { ptr.as_ref() };
+    // SAFETY: the waker calling this holds a reference. A waker may be on
+    // any thread: it reaches the `Sync` part only.
+    let header = unsafe { &ptr.as_ref().sync };
     if !header.scheduled.swap(true, Ordering::AcqRel) {
         // SAFETY: as above.
         unsafe { acquire(ptr) };
@@ -408,7 +474,7 @@ unsafe fn waker_drop(data: *const ()) {
 /// The join handle's reference to its task, typed by the task's output.
 pub(crate) struct Handle<T> {
     ptr: NonNull<Header>,
-    /// `!Send`: the join slot lives on the executor's thread.
+    /// `!Send` and `!Sync`: the join slot lives on the executor's thread.
     _marker: PhantomData<(Rc<()>, T)>,
 }
 
@@ -426,7 +492,13 @@ impl<T> Handle<T> {
 
     /// Cancels the task; see [`TaskRef::cancel`].
     pub(crate) fn cancel(&self) -> bool {
-        cancel(self.ptr)
+        cancel(self.ptr, self.on_executor())
+    }
+
+    /// The proof a join handle gives: it is `!Send` and `!Sync`, and made
+    /// on the executor's thread, so a borrow of it is there.
+    pub(crate) fn on_executor(&self) -> OnExecutor<'_> {
+        OnExecutor(PhantomData)
     }
 
     /// The task's pointer.
@@ -440,9 +512,9 @@ impl<T> Drop for Handle<T> {
     /// on the executor's thread), tells the task to drop its output at once
     /// when it finishes, and gives up the handle's reference.
     fn drop(&mut self) {
-        // SAFETY: we hold a reference; `handle` is only touched on this
-        // (the executor's) thread.
-        unsafe { self.ptr.as_ref() }.handle.set(false);
+        // SAFETY: we hold a reference.
+        let header = unsafe { self.ptr.as_ref() };
+        header.local.get(self.on_executor()).handle.set(false);
         let taken = self.with_outcome(|outcome| std::mem::replace(outcome, Outcome::Taken));
         drop(taken);
         // SAFETY: the handle's reference, given up once.
