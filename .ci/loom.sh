@@ -5,7 +5,8 @@
 # they check (`mod model` in selector/src/sys/wakefd.rs: the notifier;
 # reactor/src/source.rs: the readiness tick and the drained shortcut;
 # reactor/src/driver/parker.rs: parking against unparks and another
-# driver), run over the real code with loom's atomics, mutexes and
+# driver; executor/src/task.rs: a task's wakes, abort, join handle and
+# executor against a waker on another thread), run over the real code with loom's atomics, mutexes and
 # condition variables in place of std's (each crate's `sync` module). A
 # lost wakeup is a deadlock loom reports.
 #
@@ -30,7 +31,7 @@ elif [ -z "$LOOM_MAX_PREEMPTIONS" ]; then
 fi
 echo "loom: LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-unbounded}"
 start=$SECONDS
-for crate in tarn-selector tarn-reactor; do
+for crate in tarn-selector tarn-reactor tarn-executor; do
     began=$SECONDS
     # One model at a time: a failing model aborts its process (loom panics
     # while unwinding), and its output is then the last thing printed.

@@ -16,14 +16,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 use std::task::{Context, Poll, Wake, Waker};
 
 use slab::Slab;
 use tarn_reactor::driver::{with_budget, DriverGuard, Parker, Unparker};
 
 use crate::join::JoinHandle;
+use crate::sync;
 use crate::task::{self, Header, OnExecutor, TaskRef};
 
 /// Tasks run between two non-blocking looks at the reactor, so that tasks
@@ -93,7 +94,7 @@ type PanicHandler = dyn Fn(&(dyn Any + Send));
 
 pub(crate) struct Inner {
     id: usize,
-    shared: Arc<Shared>,
+    shared: sync::Arc<Shared>,
     queue: RefCell<VecDeque<Job>>,
     /// Every live task, so that dropping the executor can drop them.
     tasks: RefCell<Slab<TaskRef>>,
@@ -113,9 +114,40 @@ pub(crate) enum Job {
 /// The part of an executor that wakers on other threads can reach.
 pub(crate) struct Shared {
     id: usize,
-    remote: Mutex<Remote>,
-    has_remote: AtomicBool,
+    remote: sync::Mutex<Remote>,
+    has_remote: sync::AtomicBool,
     unparker: Unparker,
+}
+
+impl Shared {
+    /// The shared part of executor `id`, whose thread `unparker` wakes;
+    /// `closed`: one that takes no wakes (see `refused`).
+    pub(crate) fn new(id: usize, unparker: Unparker, closed: bool) -> sync::Arc<Shared> {
+        sync::Arc::new(Shared {
+            id,
+            remote: sync::Mutex::new(Remote {
+                jobs: Vec::new(),
+                closed,
+            }),
+            has_remote: sync::AtomicBool::new(false),
+            unparker,
+        })
+    }
+
+    /// Takes no more wakes (they are dropped from now on, where they are
+    /// made); returns those queued meanwhile, for the caller to drop.
+    pub(crate) fn close(&self) -> Vec<Job> {
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        remote.closed = true;
+        std::mem::take(&mut remote.jobs)
+    }
+
+    /// Moves the wakes from other threads queued so far to the back of
+    /// `queue` (keeping the remote queue's buffer for the next ones).
+    pub(crate) fn drain_remote_into(&self, queue: &mut VecDeque<Job>) {
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        queue.extend(remote.jobs.drain(..));
+    }
 }
 
 /// Wakes from other threads, waiting for the executor to pick them up.
@@ -128,8 +160,8 @@ struct Remote {
 
 /// The waker of the future passed to `run`.
 struct MainWaker {
-    scheduled: AtomicBool,
-    shared: Arc<Shared>,
+    scheduled: std::sync::atomic::AtomicBool,
+    shared: sync::Arc<Shared>,
 }
 
 impl Wake for MainWaker {
@@ -196,15 +228,10 @@ impl ExecutorBuilder {
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let parker = Parker::new();
-        let shared = Arc::new(Shared {
-            id,
-            remote: Mutex::default(),
-            has_remote: AtomicBool::new(false),
-            unparker: parker.unparker(),
-        });
+        let shared = Shared::new(id, parker.unparker(), false);
         let main = Arc::new(MainWaker {
-            scheduled: AtomicBool::new(false),
-            shared: Arc::clone(&shared),
+            scheduled: std::sync::atomic::AtomicBool::new(false),
+            shared: sync::Arc::clone(&shared),
         });
         LocalExecutor {
             inner: Rc::new(Inner {
@@ -273,7 +300,8 @@ impl LocalExecutor {
                     continue;
                 }
                 Some(Job::Main) => {
-                    inner.main.scheduled.store(false, Ordering::Release);
+                    // A swap, for the reason `TaskRef::run` gives.
+                    inner.main.scheduled.swap(false, Ordering::Acquire);
                     DriverGuard::polling(&main_waker);
                     match with_budget(|| future.as_mut().poll(&mut cx)) {
                         (Poll::Ready(output), _) => return output,
@@ -361,17 +389,7 @@ impl Drop for LocalExecutor {
     fn drop(&mut self) {
         // From now on, wakes from other threads (and from the destructors
         // below) are dropped rather than queued.
-        let remote = {
-            let mut remote = self
-                .inner
-                .shared
-                .remote
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            remote.closed = true;
-            std::mem::take(&mut remote.jobs)
-        };
-        drop(remote);
+        drop(self.inner.shared.close());
         // Drop the tasks' futures outside the table's borrow: their
         // destructors may touch the executor (abort handles, wake others).
         // A destructor that panics is that task's panic (reported, and what
@@ -393,7 +411,7 @@ impl Inner {
             let mut tasks = self.tasks.borrow_mut();
             let entry = tasks.vacant_entry();
             let (table, queued, handle) =
-                task::allocate(future, entry.key(), Arc::clone(&self.shared));
+                task::allocate(future, entry.key(), sync::Arc::clone(&self.shared));
             entry.insert(table);
             self.queue.borrow_mut().push_back(Job::Task(queued));
             handle
@@ -408,8 +426,7 @@ impl Inner {
         if self.shared.has_remote.load(Ordering::Relaxed)
             && self.shared.has_remote.swap(false, Ordering::Acquire)
         {
-            let mut remote = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner());
-            self.queue.borrow_mut().extend(remote.jobs.drain(..));
+            self.shared.drain_remote_into(&mut self.queue.borrow_mut());
         }
         self.queue.borrow_mut().pop_front()
     }
@@ -551,15 +568,7 @@ pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
 /// its own code, so a panic there is its own) and its handle yields a
 /// cancelled [`JoinError`](crate::JoinError).
 fn refused<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
-    let shared = Arc::new(Shared {
-        id: 0,
-        remote: Mutex::new(Remote {
-            jobs: Vec::new(),
-            closed: true,
-        }),
-        has_remote: AtomicBool::new(false),
-        unparker: Parker::new().unparker(),
-    });
+    let shared = Shared::new(0, Parker::new().unparker(), true);
     let (table, queued, handle) = task::allocate(future, 0, shared);
     table.cancel(handle.on_executor());
     drop((table, queued));

@@ -57,6 +57,7 @@
 
 mod executor;
 mod join;
+mod sync;
 // The one-allocation task, reached through raw pointers.
 #[allow(unsafe_code)]
 mod task;

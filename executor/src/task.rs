@@ -31,12 +31,12 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use crate::executor::{catch_task_panic, schedule, Job, Shared};
 use crate::join::{JoinError, Outcome};
+use crate::sync::{fence, Arc, AtomicBool, AtomicUsize};
 
 /// The start of every task allocation, in two parts whose types say who
 /// may touch them: [`SyncHeader`] from any thread (it is `Sync`, which is
@@ -316,8 +316,16 @@ impl TaskRef {
             // Queued before its future went; `scheduled` stays set.
             return None;
         }
-        // Wakes from here on queue the task again.
-        header.sync.scheduled.store(false, Ordering::Release);
+        // Wakes from here on queue the task again. A swap, not a store: a
+        // waker on another thread makes the task's condition true, then
+        // swaps `scheduled`; with a plain store here the poll below could
+        // miss the condition while that swap still read `true` (the store
+        // sitting in this core's store buffer), and the wake would be
+        // lost. As read-modify-writes, the two are ordered: either the
+        // waker's swap reads `false` and queues the task again, or this
+        // swap reads the waker's `true` and acquires what it wrote before.
+        // (Found by the loom model below.)
+        header.sync.scheduled.swap(false, Ordering::Acquire);
         local.polling.set(true);
         // SAFETY: the raw waker is this task's pointer with the waker vtable;
         // `ManuallyDrop` keeps it from releasing a reference it never took.
@@ -531,5 +539,296 @@ mod tests {
     fn the_task_header_stays_small() {
         assert_eq!(std::mem::size_of::<super::Header>(), 40);
         assert!(std::mem::size_of::<super::Prefix<()>>() <= 64);
+    }
+}
+
+/// loom models of the task's state machine: `bash .ci/loom.sh`. The
+/// executor's thread is the model's main thread; a waker goes to another.
+/// The model plays the executor's part with the executor's own pieces: it
+/// runs queue entries ([`TaskRef::run`]), picks up the wakes queued from
+/// elsewhere and closes the queue as a dropped executor does
+/// ([`Shared::close`]), and holds the join handle. The task's future and
+/// output record where and how often they are dropped; loom reports an
+/// `Arc<Shared>` the task allocation never gave back (a leaked task).
+#[cfg(all(test, loom))]
+mod model {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::marker::PhantomData;
+    use std::pin::Pin;
+    use std::ptr::NonNull;
+    use std::rc::Rc;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll, Waker};
+
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread::{self, ThreadId};
+
+    use super::{allocate, cancel, Handle, Header, OnExecutor, TaskRef};
+    use crate::executor::{Job, Shared};
+    use crate::join::Outcome;
+
+    /// What the task's parts report.
+    struct Probe {
+        executor: ThreadId,
+        future_drops: AtomicUsize,
+        output_drops: AtomicUsize,
+        /// The future is inside its `poll` now.
+        polling: AtomicBool,
+        /// Set by the other thread before it wakes the task.
+        ready: AtomicBool,
+        /// The waker of the future's last `Pending`.
+        waker: Mutex<Option<Waker>>,
+    }
+
+    impl Probe {
+        fn new() -> Arc<Probe> {
+            Arc::new(Probe {
+                executor: thread::current().id(),
+                future_drops: AtomicUsize::new(0),
+                output_drops: AtomicUsize::new(0),
+                polling: AtomicBool::new(false),
+                ready: AtomicBool::new(false),
+                waker: Mutex::new(None),
+            })
+        }
+
+        fn waker(&self) -> Waker {
+            self.waker
+                .lock()
+                .unwrap()
+                .clone()
+                .expect("the task was polled")
+        }
+
+        fn assert_on_executor(&self, what: &str) {
+            assert_eq!(
+                thread::current().id(),
+                self.executor,
+                "{what} dropped off the executor's thread"
+            );
+        }
+    }
+
+    /// The task's output.
+    struct Output(Arc<Probe>);
+
+    impl Drop for Output {
+        fn drop(&mut self) {
+            self.0.assert_on_executor("the output");
+            self.0.output_drops.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Ready once `ready` is set; else stores its waker. Its second poll
+    /// aborts its own task if `abort_self` names it.
+    struct Probed {
+        probe: Arc<Probe>,
+        polls: usize,
+        abort_self: Rc<Cell<Option<NonNull<Header>>>>,
+    }
+
+    impl Future for Probed {
+        type Output = Output;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Output> {
+            self.polls += 1;
+            let probe = Arc::clone(&self.probe);
+            probe.polling.store(true, SeqCst);
+            if self.polls == 2 {
+                if let Some(task) = self.abort_self.get() {
+                    // `JoinHandle::abort` from inside the task's own poll.
+                    assert!(
+                        !cancel(task, OnExecutor(PhantomData)),
+                        "dropped during its poll"
+                    );
+                }
+            }
+            let res = if probe.ready.load(SeqCst) {
+                Poll::Ready(Output(Arc::clone(&probe)))
+            } else {
+                *probe.waker.lock().unwrap() = Some(cx.waker().clone());
+                Poll::Pending
+            };
+            probe.polling.store(false, SeqCst);
+            res
+        }
+    }
+
+    impl Drop for Probed {
+        fn drop(&mut self) {
+            self.probe.assert_on_executor("the future");
+            assert!(
+                !self.probe.polling.load(SeqCst),
+                "the future dropped inside its own poll"
+            );
+            self.probe.future_drops.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A task on an executor nobody parks for (wakes from elsewhere are
+    /// queued; the unpark finds no sleeper), polled once: Pending, with its
+    /// waker stored.
+    struct World {
+        probe: Arc<Probe>,
+        shared: Arc<Shared>,
+        table: TaskRef,
+        handle: Option<Handle<Output>>,
+        abort_self: Rc<Cell<Option<NonNull<Header>>>>,
+    }
+
+    fn on() -> OnExecutor<'static> {
+        OnExecutor(PhantomData)
+    }
+
+    impl World {
+        fn new() -> World {
+            let probe = Probe::new();
+            let shared = Shared::new(1, tarn_reactor::driver::Parker::new().unparker(), false);
+            let abort_self = Rc::new(Cell::new(None));
+            let future = Probed {
+                probe: Arc::clone(&probe),
+                polls: 0,
+                abort_self: Rc::clone(&abort_self),
+            };
+            let (table, queued, handle) = allocate(future, 0, Arc::clone(&shared));
+            assert_eq!(queued.run(on()), Some(false));
+            drop(queued);
+            World {
+                probe,
+                shared,
+                table,
+                handle: Some(handle),
+                abort_self,
+            }
+        }
+
+        /// Runs what other threads queued, as the executor's loop does.
+        fn run_remote(&self) {
+            let mut queue = std::collections::VecDeque::new();
+            self.shared.drain_remote_into(&mut queue);
+            for job in queue {
+                if let Job::Task(task) = job {
+                    task.run(on());
+                }
+            }
+        }
+
+        fn outcome_is(&self, done: impl FnOnce(&Outcome<Output>) -> bool) -> bool {
+            self.handle.as_ref().unwrap().with_outcome(|o| done(o))
+        }
+
+        /// Drops what the executor holds and checks what each part saw.
+        fn finish(mut self, future_drops: usize, output_drops: usize) {
+            drop(self.handle.take());
+            drop(self.table);
+            let probe = self.probe;
+            // The waker the future stored last holds a reference too.
+            drop(probe.waker.lock().unwrap().take());
+            assert_eq!(
+                probe.future_drops.load(SeqCst),
+                future_drops,
+                "future drops"
+            );
+            assert_eq!(
+                probe.output_drops.load(SeqCst),
+                output_drops,
+                "output drops"
+            );
+            // Every reference is gone: the allocation gave its `Arc` back.
+            assert_eq!(Arc::strong_count(&self.shared), 1, "the task was not freed");
+        }
+    }
+
+    /// Another thread makes the task ready and wakes it while the executor
+    /// polls it (woken by something else meanwhile): the wake is never
+    /// lost, the task completes, its future and output are dropped once,
+    /// on the executor's thread.
+    #[test]
+    fn a_wake_from_another_thread_during_a_poll_is_not_lost() {
+        loom::model(|| {
+            let world = World::new();
+            let waker = world.probe.waker();
+            let probe = Arc::clone(&world.probe);
+            let other = thread::spawn(move || {
+                probe.ready.store(true, SeqCst);
+                waker.wake();
+            });
+            // A wake on the executor's own thread, and the poll it queues.
+            world.probe.waker().wake_by_ref();
+            world.run_remote();
+            other.join().unwrap();
+            world.run_remote();
+            assert!(
+                world.outcome_is(|o| matches!(o, Outcome::Done(Ok(_)))),
+                "the task never completed: a wake was lost"
+            );
+            world.finish(1, 1);
+        });
+    }
+
+    /// The task aborts itself inside its poll while another thread wakes
+    /// it: the future is dropped once, after that poll, and never polled
+    /// again; the handle sees the cancellation.
+    #[test]
+    fn an_abort_during_a_poll_drops_the_future_once_after_it() {
+        loom::model(|| {
+            let world = World::new();
+            world.abort_self.set(Some(world.table.as_ptr()));
+            let waker = world.probe.waker();
+            let other = thread::spawn(move || waker.wake());
+            // The second poll: it aborts itself.
+            assert_eq!(world.table.run(on()), Some(true));
+            other.join().unwrap();
+            world.run_remote();
+            assert!(world.outcome_is(|o| matches!(o, Outcome::Done(Err(e)) if e.is_cancelled())));
+            world.finish(1, 0);
+        });
+    }
+
+    /// The task completes and its join handle and table entry go while
+    /// another thread drops a waker: whichever thread frees the task, the
+    /// future and output were dropped on the executor's thread, once.
+    #[test]
+    fn the_last_reference_may_go_on_any_thread_after_the_executor_dropped_the_task() {
+        loom::model(|| {
+            let world = World::new();
+            let waker = world.probe.waker();
+            let other = thread::spawn(move || drop(waker));
+            world.probe.ready.store(true, SeqCst);
+            assert_eq!(world.table.run(on()), Some(true));
+            let World {
+                probe,
+                shared,
+                table,
+                handle,
+                ..
+            } = world;
+            drop(handle);
+            drop(table);
+            drop(probe.waker.lock().unwrap().take());
+            other.join().unwrap();
+            assert_eq!(probe.future_drops.load(SeqCst), 1);
+            assert_eq!(probe.output_drops.load(SeqCst), 1);
+            assert_eq!(Arc::strong_count(&shared), 1, "the task was not freed");
+        });
+    }
+
+    /// The executor is dropped (its queue closed, its tasks cancelled)
+    /// while another thread wakes the task: the wake is dropped where it
+    /// was made or with the queue, the future once on the executor's
+    /// thread, and nothing is leaked.
+    #[test]
+    fn an_executor_dropped_while_a_waker_wakes_elsewhere_leaks_nothing() {
+        loom::model(|| {
+            let world = World::new();
+            let waker = world.probe.waker();
+            let other = thread::spawn(move || waker.wake());
+            drop(world.shared.close());
+            assert!(world.table.cancel(on()));
+            other.join().unwrap();
+            world.finish(1, 0);
+        });
     }
 }

@@ -1,0 +1,17 @@
+//! What a task shares with other threads (its reference count and
+//! scheduled flag, the executor's queue of wakes from elsewhere): std's
+//! atomics, `Arc` and `Mutex`, or loom's under `cfg(loom)`, where
+//! `.ci/loom.sh` model-checks the task's state machine over them (`mod
+//! model` in task.rs). Statics and what needs std's own types (`Wake` takes
+//! std's `Arc`) keep std's.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{
+    atomic::{fence, AtomicBool, AtomicUsize},
+    Arc, Mutex,
+};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{
+    atomic::{fence, AtomicBool, AtomicUsize},
+    Arc, Mutex,
+};
