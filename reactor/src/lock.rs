@@ -183,9 +183,20 @@ impl Drop for ReactorLock<'_> {
     fn drop(&mut self) {
         // Release first, then look for waiters: a thread that registers as a
         // waiter tries the lock again afterwards (see `driver::Parker`), so
-        // between the two of us nobody is left parked on a free lock.
+        // between the two of us nobody is left parked on a free lock. The
+        // look is a read-modify-write, as is the waiter's count update
+        // (`Reactor::wait_for_lock`): with a plain load against a plain
+        // store (release-then-load here, store-then-try-lock there, the
+        // store-buffering pattern) the memory model lets this load miss
+        // the waiter while its try-lock misses the release, and the waiter
+        // sleeps with the lock free. Two RMWs on the count are ordered:
+        // either this one sees the waiter, or the waiter's acquires this
+        // release and its try-lock succeeds. (Found by the loom model
+        // `a_parker_behind_another_driver_takes_over_when_it_leaves`. On
+        // x86 the plain version is ordered too, the mutex's own RMW being
+        // a full barrier; the language's memory model does not promise it.)
         drop(self.driver.take());
-        if self.reactor.lock_waiter_count.load(SeqCst) > 0 {
+        if self.reactor.lock_waiter_count.fetch_add(0, SeqCst) > 0 {
             let waiters = {
                 let mut waiters = crate::sync::lock(&self.reactor.lock_waiters);
                 self.reactor.lock_waiter_count.store(0, SeqCst);

@@ -478,7 +478,8 @@ impl Reactor {
     pub(crate) fn wait_for_lock(&self, unparker: Unparker) {
         let mut waiters = crate::sync::lock(&self.lock_waiters);
         waiters.push(unparker);
-        self.lock_waiter_count.store(waiters.len(), SeqCst);
+        // A swap, not a store: see `ReactorLock`'s drop.
+        self.lock_waiter_count.swap(waiters.len(), SeqCst);
     }
 }
 

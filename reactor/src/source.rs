@@ -313,6 +313,14 @@ impl Source {
         }
     }
 
+    /// Keeps the source on its reactor for good (a loom model's: there is
+    /// no other, and the thread-locals that name the current reactor
+    /// outlive a model's execution).
+    #[cfg(all(test, loom))]
+    pub(crate) fn stay_home(&self) {
+        self.state().settled = true;
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

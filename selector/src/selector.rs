@@ -317,14 +317,20 @@ impl Selector {
         if timeout != Some(Duration::ZERO) {
             // Under loom, a model's threads take turns on one OS thread: a
             // wait in the kernel would stop them all. It looks without
-            // blocking, then waits for a notification, which is all that
-            // ends a wait in a model (timeouts are not modelled).
-            let n = self.select(events, Some(Duration::ZERO))?;
-            if n > 0 {
-                return Ok(n);
+            // blocking; a look that brought neither events nor a
+            // notification waits for a notification, which is all that
+            // ends a wait in a model (timeouts are not modelled), and looks
+            // again. (A look that consumed a notification returns, as a
+            // real wait it ended would: waiting then for another would
+            // make a deadlock the real code cannot have.)
+            loop {
+                match dispatch!(&self.inner, s => s.wait(events, Some(Duration::ZERO))) {
+                    Ok(true) => return Ok(events.len()),
+                    Ok(false) => self.signal().wait_readable(),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             }
-            self.signal().wait_readable();
-            return self.select(events, Some(Duration::ZERO));
         }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // A timeout too large to represent as an Instant waits forever.

@@ -330,4 +330,68 @@ mod model {
             waker.join().unwrap();
         });
     }
+
+    /// A thread parks for I/O (its task waits to read a socket, with the
+    /// parker's waker) while another holds the driver lock for one look at
+    /// the reactor; a third writes the byte and then notifies the reactor
+    /// (standing in for the kernel, which ends a blocked `select` when data
+    /// comes; under loom a `select` waits for notifications only). No
+    /// unpark comes from anywhere but the reactor: the event's dispatch, or
+    /// the driver's release of the lock. The parker must end up selecting
+    /// itself, or be handed the lock: it never sleeps on its condition
+    /// variable while the lock is free and nobody selects.
+    #[test]
+    fn a_parker_behind_another_driver_takes_over_when_it_leaves() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::net::UnixStream;
+        use std::task::{Context, Poll};
+
+        use crate::source::Dir;
+
+        loom::model(|| {
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            let parker = Parker::pinned_to(&reactor);
+            // This thread drives the reactor (as an executor parking in it
+            // does): counted as a driver, a waiter starts no fallback thread.
+            reactor
+                .drivers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (reader, writer) = UnixStream::pair().unwrap();
+            reader.set_nonblocking(true).unwrap();
+            let source = reactor.insert_io(reader.as_raw_fd()).unwrap();
+            source.stay_home();
+            let driver = {
+                let reactor = Arc::clone(&reactor);
+                loom::thread::spawn(move || {
+                    if let Some(mut driving) = reactor.try_lock() {
+                        driving.react(Some(Duration::ZERO)).unwrap();
+                    }
+                })
+            };
+            let sender = {
+                let reactor = Arc::clone(&reactor);
+                loom::thread::spawn(move || {
+                    (&writer).write_all(b"x").unwrap();
+                    reactor.notify();
+                    writer
+                })
+            };
+            let waker = parker.waker();
+            let mut cx = Context::from_waker(&waker);
+            loop {
+                match source.poll_ready(Dir::Read, None, &mut cx) {
+                    Poll::Ready(res) => break res.unwrap(),
+                    Poll::Pending => parker.park(),
+                }
+            }
+            driver.join().unwrap();
+            drop(sender.join().unwrap());
+            let (home, key) = source.home();
+            home.release(reader.as_raw_fd(), key).unwrap();
+            reactor
+                .drivers
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
 }

@@ -146,15 +146,22 @@ impl Counter {
         self.eventfd.fd()
     }
 
+    // The eventfd and the count change together, under the count's lock:
+    // a drain between one's write and the other's would leave a count
+    // that says readable beside an eventfd that is not, and a waiter that
+    // never sleeps.
     fn add_one(&self) {
+        let mut count = self.count.lock().unwrap();
         self.eventfd.add_one();
-        *self.count.lock().unwrap() += 1;
+        *count += 1;
+        drop(count);
         self.readable.notify_all();
     }
 
     fn drain(&self) {
+        let mut count = self.count.lock().unwrap();
         self.eventfd.drain();
-        *self.count.lock().unwrap() = 0;
+        *count = 0;
     }
 
     /// Blocks until the count is non-zero, as `select` blocks until the
