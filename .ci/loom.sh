@@ -5,7 +5,9 @@
 # they check (`mod model` in selector/src/sys/wakefd.rs: the notifier;
 # reactor/src/source.rs: the readiness tick and the drained shortcut;
 # reactor/src/driver/parker.rs: parking against unparks and another
-# driver; executor/src/task.rs: a task's wakes, abort, join handle and
+# driver, and for I/O behind another driver; reactor/src/driver/
+# fallback.rs: the fallback thread stepping aside and back;
+# executor/src/task.rs: a task's wakes, abort, join handle and
 # executor against a waker on another thread), run over the real code with loom's atomics, mutexes and
 # condition variables in place of std's (each crate's `sync` module). A
 # lost wakeup is a deadlock loom reports.

@@ -129,7 +129,7 @@ impl ReactorLock<'_> {
         let mut orphans_ready = Vec::new();
         if n > 0 {
             reactor.events.fetch_add(n as u64, Relaxed);
-            let sources = lock(&reactor.sources);
+            let sources = crate::sync::lock(&reactor.sources);
             for event in driver.events.iter() {
                 match crate::watch::watched_key(event.token()) {
                     None => {

@@ -5,8 +5,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-    Ordering::SeqCst,
+    AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
@@ -65,7 +64,7 @@ pub struct Reactor {
     /// `Edge` on epoll (registered once, read + write); `Oneshot` elsewhere.
     mode: Mode,
     notifier: Notifier,
-    pub(crate) sources: Mutex<Slab<Arc<Source>>>,
+    pub(crate) sources: crate::sync::Mutex<Slab<Arc<Source>>>,
     pub(crate) timers: Mutex<Timers>,
     /// Every timer due at or before `epoch + fired_until` nanoseconds has
     /// left `timers` (fired), and none is inserted again: a timer that sees
@@ -79,11 +78,11 @@ pub struct Reactor {
     pub(crate) lock_waiter_count: crate::sync::AtomicUsize,
     /// Driver guards on this reactor: its thread's `block_on` or `drive`
     /// (for the shared reactor on poll and select, any thread's).
-    pub(crate) drivers: AtomicUsize,
+    pub(crate) drivers: crate::sync::AtomicUsize,
     /// A waker that its drivers will not poll again was stored while they
     /// drove (another thread's, or another executor's): when the last
     /// driver stops, somebody else must drive.
-    pub(crate) unserved: AtomicBool,
+    pub(crate) unserved: crate::sync::AtomicBool,
     /// Being watched by the shared reactor (a thread's reactor), or the
     /// reactors it watches (the shared one).
     pub(crate) watch: Watch,
@@ -212,6 +211,14 @@ impl Reactor {
         }
     }
 
+    /// A reactor that behaves as the shared one (`is_shared`), for a loom
+    /// model: the process's own lives in a static, which outlives a
+    /// model's execution.
+    #[cfg(all(test, loom))]
+    pub(crate) fn shared_for_model() -> Arc<Reactor> {
+        Reactor::create(Selector::with_backend(Backend::Epoll).unwrap(), None)
+    }
+
     fn create(selector: Selector, thread: Option<String>) -> Arc<Reactor> {
         let mode = match selector.backend() {
             Backend::Epoll => Mode::Edge,
@@ -223,7 +230,7 @@ impl Reactor {
             notifier: selector.notifier(),
             selector,
             mode,
-            sources: Mutex::default(),
+            sources: crate::sync::Mutex::new(Slab::new()),
             timers: Mutex::default(),
             fired_until: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -233,8 +240,8 @@ impl Reactor {
             }),
             lock_waiters: crate::sync::Mutex::new(Vec::new()),
             lock_waiter_count: crate::sync::AtomicUsize::new(0),
-            drivers: AtomicUsize::new(0),
-            unserved: AtomicBool::new(false),
+            drivers: crate::sync::AtomicUsize::new(0),
+            unserved: crate::sync::AtomicBool::new(false),
             watch: Watch::default(),
             selects: AtomicU64::new(0),
             events: AtomicU64::new(0),
@@ -299,7 +306,7 @@ impl Reactor {
     /// Registers `fd` (already non-blocking). On epoll it is registered once,
     /// edge-triggered for read and write; elsewhere it is armed on demand.
     pub(crate) fn insert_io(self: &Arc<Self>, fd: RawFd) -> io::Result<Arc<Source>> {
-        let mut sources = lock(&self.sources);
+        let mut sources = crate::sync::lock(&self.sources);
         let entry = sources.vacant_entry();
         let key = source_key(entry.key())?;
         let source = Arc::new(Source::new(fd, Arc::clone(self), key));
@@ -312,7 +319,7 @@ impl Reactor {
     /// `Source::settle`); returns its key here. The source's own fields
     /// are the caller's to update.
     pub(crate) fn adopt(&self, source: &Arc<Source>) -> io::Result<u32> {
-        let mut sources = lock(&self.sources);
+        let mut sources = crate::sync::lock(&self.sources);
         let entry = sources.vacant_entry();
         let key = source_key(entry.key())?;
         self.register(source.fd, key)?;
@@ -345,7 +352,7 @@ impl Reactor {
         // dispatching events needs the lock. Until the slab entry goes, a
         // late event still finds this same source, which is harmless.
         let res = self.selector.deregister(fd);
-        lock(&self.sources).try_remove(key as usize);
+        crate::sync::lock(&self.sources).try_remove(key as usize);
         res
     }
 
@@ -370,7 +377,7 @@ impl Reactor {
     /// Every source registered here with its fd and how many wait on it:
     /// what a stuck program is waiting for.
     pub fn sources(&self) -> Vec<SourceInfo> {
-        let sources: Vec<(usize, Arc<Source>)> = lock(&self.sources)
+        let sources: Vec<(usize, Arc<Source>)> = crate::sync::lock(&self.sources)
             .iter()
             .map(|(key, s)| (key, s.clone()))
             .collect();

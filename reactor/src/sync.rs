@@ -1,9 +1,10 @@
 //! The synchronisation primitives of the reactor's concurrent protocols
-//! (a source's readiness words and lock; the driver lock, its waiters and
-//! the parker): std's, or loom's under `cfg(loom)`, where `.ci/loom.sh`
-//! model-checks the protocols built on them. The rest of the reactor (its
-//! registries, statics and `Arc`s, which need `Weak` and `const`
-//! constructors loom lacks) keeps std's.
+//! (a source's readiness words and lock; the sources table; the driver
+//! lock, its waiters, the driver count and the parker; the fallback
+//! thread's idle wait): std's, or loom's under `cfg(loom)`, where
+//! `.ci/loom.sh` model-checks the protocols built on them. The rest of the
+//! reactor (its timers, registries, statics and `Arc`s, which need `Weak`
+//! and `const` constructors loom lacks) keeps std's.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{

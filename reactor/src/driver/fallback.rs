@@ -11,17 +11,52 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::reactor::{lock, Reactor};
+use crate::reactor::Reactor;
+use crate::sync::{Condvar, Mutex};
 
-/// The fallback thread parks here while a tarn executor drives the shared
+/// Where the fallback thread parks while a tarn executor drives the shared
 /// reactor (poll and select only).
-static IDLE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+#[derive(Debug)]
+pub(crate) struct Idle {
+    mutex: Mutex<()>,
+    condvar: Condvar,
+}
+
+impl Idle {
+    #[cfg(loom)]
+    pub(crate) fn new() -> Idle {
+        Idle {
+            mutex: Mutex::new(()),
+            condvar: Condvar::new(),
+        }
+    }
+
+    /// The drivers of `reactor` stopped: a fallback thread parked here
+    /// goes back to driving it.
+    pub(crate) fn resume(&self) {
+        let _guard = crate::sync::lock(&self.mutex);
+        self.condvar.notify_all();
+    }
+}
+
+#[cfg(not(loom))]
+static IDLE: Idle = Idle {
+    mutex: Mutex::new(()),
+    condvar: Condvar::new(),
+};
+
+// loom's primitives have no `const` constructors; the fallback thread is
+// not started under loom (its models run `serve` on a thread of their own).
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref IDLE: Idle = Idle::new();
+}
+
 /// The fallback thread runs (or is starting). Cleared if starting it
 /// failed or it ended, so that the next waiter tries again.
-static RUNNING: AtomicBool = AtomicBool::new(false);
+pub(crate) static RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Whether the fallback thread runs (or is starting).
 pub(crate) fn running() -> bool {
@@ -57,9 +92,7 @@ pub(crate) fn start() -> io::Result<()> {
 /// The last tarn executor driving the shared reactor stopped: the
 /// fallback thread, if parked, goes back to driving.
 pub(crate) fn resume() {
-    let (mutex, idle) = &IDLE;
-    let _guard = lock(mutex);
-    idle.notify_all();
+    IDLE.resume();
 }
 
 fn run() {
@@ -76,13 +109,24 @@ fn run() {
         Err(e) => return eprintln!("tarn: the fallback reactor thread cannot start: {e}"),
     };
     crate::sys::batch_scheduling();
+    serve(reactor, &IDLE, || false);
+}
+
+/// The fallback thread's loop: drives `reactor` while it has no other
+/// driver, and parks on `idle` while it has (a driving `block_on` that
+/// starts notifies the reactor, which ends a wait in its `select`; one that
+/// stops resumes `idle`). Returns once `stop` says so (a model's end; never
+/// for the real thread).
+pub(crate) fn serve(reactor: &Reactor, idle: &Idle, stop: impl Fn() -> bool) {
     loop {
         {
-            let (mutex, idle) = &IDLE;
-            let mut guard = lock(mutex);
-            while reactor.drivers.load(SeqCst) > 0 {
-                guard = idle.wait(guard).unwrap_or_else(|e| e.into_inner());
+            let mut guard = crate::sync::lock(&idle.mutex);
+            while reactor.drivers.load(SeqCst) > 0 && !stop() {
+                guard = idle.condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
+        }
+        if stop() {
+            return;
         }
         let mut driver = reactor.lock();
         // A driving block_on that starts notifies the reactor, which ends
@@ -93,5 +137,112 @@ fn run() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// loom model of the fallback thread's hand-off: `bash .ci/loom.sh`. The
+/// fallback thread is `serve` on a model thread, over a reactor that
+/// behaves as the shared one; the main thread is an executor that drives
+/// it for a while (as tarn's executors do on poll and select) and then a
+/// foreign executor's task that only the fallback thread can serve.
+#[cfg(all(test, loom))]
+mod model {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+    use std::task::Context;
+
+    use super::{serve, Idle, RUNNING};
+    use crate::driver::{start_driving, stop_driving, Parker};
+    use crate::reactor::Reactor;
+    use crate::source::{Dir, Source};
+
+    /// A socket pair whose read end is registered with `reactor` (and
+    /// stays there), and a thread that writes a byte to the other end and
+    /// then notifies the reactor (standing in for the kernel, which ends a
+    /// blocked `select` when data comes).
+    struct Pipe {
+        reader: UnixStream,
+        source: Arc<Source>,
+        writer: loom::thread::JoinHandle<UnixStream>,
+    }
+
+    impl Pipe {
+        fn new(reactor: &Arc<Reactor>) -> Pipe {
+            let (reader, writer) = UnixStream::pair().unwrap();
+            reader.set_nonblocking(true).unwrap();
+            let source = reactor.insert_io(reader.as_raw_fd()).unwrap();
+            source.stay_home();
+            let reactor = Arc::clone(reactor);
+            let writer = loom::thread::spawn(move || {
+                (&writer).write_all(b"x").unwrap();
+                reactor.notify();
+                writer
+            });
+            Pipe {
+                reader,
+                source,
+                writer,
+            }
+        }
+
+        fn end(self) {
+            drop(self.writer.join().unwrap());
+            let (home, key) = self.source.home();
+            home.release(self.reader.as_raw_fd(), key).unwrap();
+        }
+    }
+
+    /// The fallback thread drives the shared reactor until an executor
+    /// starts driving it, steps aside (the executor's own I/O then reaches
+    /// it, through its own `select` or the fallback's last one), and drives
+    /// again once the executor stops, for a task no executor polls. Any
+    /// lost hand-off leaves a waiter blocked: loom reports a deadlock.
+    #[test]
+    fn the_fallback_thread_steps_aside_for_a_driver_and_back_when_it_stops() {
+        loom::model(|| {
+            let shared = Reactor::shared_for_model();
+            // The model's fallback thread is the one that runs.
+            RUNNING.store(true, SeqCst);
+            let idle = Arc::new(Idle::new());
+            let stop = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let fallback = {
+                let (shared, idle, stop) =
+                    (Arc::clone(&shared), Arc::clone(&idle), Arc::clone(&stop));
+                loom::thread::spawn(move || serve(&shared, &idle, || stop.load(SeqCst)))
+            };
+
+            // An executor drives the shared reactor and waits for its I/O.
+            start_driving(&shared);
+            let mine = Pipe::new(&shared);
+            let parker = Parker::pinned_to(&shared);
+            let waker = parker.waker();
+            let mut cx = Context::from_waker(&waker);
+            while mine
+                .source
+                .poll_ready(Dir::Read, None, &mut cx)
+                .is_pending()
+            {
+                parker.park();
+            }
+            stop_driving(&shared, || idle.resume());
+            mine.end();
+
+            // A foreign task's I/O, which only the fallback thread serves.
+            let theirs = Pipe::new(&shared);
+            loom::future::block_on(std::future::poll_fn(|cx| {
+                theirs.source.poll_ready(Dir::Read, None, cx)
+            }))
+            .unwrap();
+            theirs.end();
+
+            stop.store(true, SeqCst);
+            idle.resume();
+            shared.notify();
+            fallback.join().unwrap();
+            RUNNING.store(false, SeqCst);
+        });
     }
 }

@@ -251,22 +251,7 @@ impl DriverGuard {
             .ok()
             .flatten();
         if let Some(reactor) = &reactor {
-            if reactor.drivers.fetch_add(1, SeqCst) == 0 {
-                if reactor.is_shared() {
-                    if fallback::running() {
-                        // The fallback thread steps aside.
-                        reactor.notify();
-                    }
-                } else if reactor.watch.is_watched() {
-                    // Taken back from the shared reactor's watch. What
-                    // waited there for another driver may still wait:
-                    // look for one again when this thread stops (if it has
-                    // gone by then, the watch costs a wakeup or two of the
-                    // fallback thread, and ends at this thread's next guard).
-                    crate::watch::unwatch(reactor);
-                    reactor.unserved.store(true, SeqCst);
-                }
-            }
+            start_driving(reactor);
         }
         DriverGuard {
             reactor,
@@ -308,26 +293,51 @@ impl Drop for DriverGuard {
     fn drop(&mut self) {
         let _ = SERVING.try_with(|s| s.set(self.serving_before));
         let _ = DRIVING.try_with(|d| d.replace(self.driving_before.take()));
-        let Some(reactor) = &self.reactor else {
-            return;
-        };
-        if reactor.drivers.fetch_sub(1, SeqCst) == 1 {
-            // Wakers stored while we drove that no driver will poll again
-            // did not find a driver; from now on nobody else would wake
-            // them. One stored after the decrement sees no driver and
-            // finds one itself.
-            if reactor.unserved.swap(false, SeqCst) {
-                if let Err(e) = find_driver(reactor) {
-                    // The next waiter, or the next guard to go, tries again.
-                    reactor.unserved.store(true, SeqCst);
-                    eprintln!(
-                        "{e}; tasks of other executors waiting on tarn I/O wait until it can"
-                    );
-                }
+        if let Some(reactor) = &self.reactor {
+            stop_driving(reactor, fallback::resume);
+        }
+    }
+}
+
+/// A guard starts driving `reactor`: the first of its drivers takes it
+/// from the fallback thread (the shared reactor) or from the shared
+/// reactor's watch (a thread's).
+fn start_driving(reactor: &Arc<Reactor>) {
+    if reactor.drivers.fetch_add(1, SeqCst) == 0 {
+        if reactor.is_shared() {
+            if fallback::running() {
+                // The fallback thread steps aside.
+                reactor.notify();
             }
-            if reactor.is_shared() {
-                fallback::resume();
+        } else if reactor.watch.is_watched() {
+            // Taken back from the shared reactor's watch. What waited there
+            // for another driver may still wait: look for one again when
+            // this thread stops (if it has gone by then, the watch costs a
+            // wakeup or two of the fallback thread, and ends at this
+            // thread's next guard).
+            crate::watch::unwatch(reactor);
+            reactor.unserved.store(true, SeqCst);
+        }
+    }
+}
+
+/// A guard stops driving `reactor`: the last of its drivers finds wakers
+/// that nobody will poll another driver, and for the shared reactor
+/// `resume`s the fallback thread.
+fn stop_driving(reactor: &Arc<Reactor>, resume: impl FnOnce()) {
+    if reactor.drivers.fetch_sub(1, SeqCst) == 1 {
+        // Wakers stored while we drove that no driver will poll again did
+        // not find a driver; from now on nobody else would wake them. One
+        // stored after the decrement sees no driver and finds one itself.
+        if reactor.unserved.swap(false, SeqCst) {
+            if let Err(e) = find_driver(reactor) {
+                // The next waiter, or the next guard to go, tries again.
+                reactor.unserved.store(true, SeqCst);
+                eprintln!("{e}; tasks of other executors waiting on tarn I/O wait until it can");
             }
+        }
+        if reactor.is_shared() {
+            resume();
         }
     }
 }

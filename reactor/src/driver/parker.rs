@@ -96,7 +96,7 @@ impl Parker {
     /// model's reactor: the thread-locals that name the current one
     /// outlive a model's execution).
     #[cfg(all(test, loom))]
-    fn pinned_to(reactor: &Arc<Reactor>) -> Parker {
+    pub(crate) fn pinned_to(reactor: &Arc<Reactor>) -> Parker {
         let parker = Parker {
             pinned: true,
             ..Parker::new()
