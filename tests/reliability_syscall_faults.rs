@@ -8,7 +8,9 @@
 //! `ENOMEM` or `ENOSPC`.
 //!
 //! Under them, on every backend: the checksummed integrity echo completes
-//! with equal checksums and no fault reaches a caller as an error; a
+//! with equal checksums and no fault reaches a caller as an error, with
+//! tarn's executor on both ends and with the clients under
+//! `futures::executor` (the fallback thread driving their reactor); a
 //! connection whose registration fails is closed and the server goes on
 //! (epoll, the one backend that registers with the kernel); the example
 //! servers serve curl, h2load and Python's sockets and websockets; nothing
@@ -95,6 +97,55 @@ fn streams_come_back_intact_under_injected_syscall_faults() {
                  short connections, checksums equal; injected/eligible: {injected}",
                 tarn_test_support::backend_name(),
                 (len * STREAMS) >> 20,
+            ));
+        },
+    );
+}
+
+/// The same streams with the clients under `futures::executor`: their
+/// sockets wait in the shared reactor, which the fallback thread drives,
+/// so its waits take the `EINTR`s and spurious events. Every byte comes
+/// back and nothing is left behind.
+#[test]
+fn streams_of_a_foreign_executor_come_back_intact_under_injected_syscall_faults() {
+    isolated_under_faults(
+        "streams_of_a_foreign_executor_come_back_intact_under_injected_syscall_faults",
+        ABSORBED,
+        common::reliability_patience(),
+        || {
+            let held = Held::start();
+            let (server, totals) = common::random_reads_echo_server();
+            let streams = STREAMS / 2;
+            let len = sized(16 << 20, 256 << 20) / streams;
+            let started = Instant::now();
+            futures::executor::block_on(async {
+                let streams =
+                    (0..streams as u64).map(|i| common::stream_through_echo(server.addr(), i, len));
+                try_join_all(streams).await
+            })
+            .expect("a stream failed: an injected fault reached the client");
+            common::assert_each_echoed(&totals, streams, len);
+            let took = started.elapsed();
+            // And enough connections for the accept faults to come.
+            let short = sized(200, 2_000);
+            futures::executor::block_on(async {
+                for i in 0..short {
+                    common::stream_through_echo(server.addr(), 1_000 + i, 2_000).await?;
+                }
+                io::Result::Ok(())
+            })
+            .expect("a short connection failed: an injected fault reached the client");
+            common::assert_each_echoed(&totals, short as usize, 2_000);
+            server.stop();
+            held.wait_for("after the server stopped");
+            let injected = injected().expect("the interposer is loaded");
+            assert_all_absorbed_faults_injected("the foreign executor's echo", &injected);
+            figure(format_args!(
+                "syscall faults [{}]: {} MiB over {streams} streams of futures::executor (the \
+                 fallback thread driving) in {took:.2?}, then {short} short connections, \
+                 checksums equal; injected/eligible: {injected}",
+                tarn_test_support::backend_name(),
+                (len * streams) >> 20,
             ));
         },
     );
@@ -355,16 +406,20 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
         );
         ws.assert_running();
         let ws_faults = ws_run.injected();
-        for (what, injected) in [
-            ("hyper_server", &hyper_faults),
-            ("websocket_echo", &ws_faults),
-        ] {
+        // Thousands of eligible calls each: every fault but accept (a few
+        // dozen connections) must have come.
+        for fault in ["eintr", "spurious", "short"] {
             assert!(
-                injected.count("short") > 0
-                    && injected.count("eintr") + injected.count("spurious") > 0,
-                "{what} on {backend}: too few faults injected ({injected})"
+                hyper_faults.count(fault) > 0,
+                "hyper_server on {backend}: fault {fault} never injected ({hyper_faults})"
             );
         }
+        // A hundred-odd eligible calls: some fault must have come.
+        let ws_total: u64 = ws_faults.injected.iter().sum();
+        assert!(
+            ws_total > 0,
+            "websocket_echo on {backend}: no fault injected ({ws_faults})"
+        );
         figure(format_args!(
             "syscall faults [{backend}] examples (seeds {}, {}, {}): echo {echo_faults}; \
              hyper_server {hyper_faults}; websocket_echo {ws_faults}",
