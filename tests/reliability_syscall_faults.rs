@@ -32,8 +32,8 @@ use common::{Held, ServerThread};
 use futures::future::try_join_all;
 use tarn::net::{TcpListener, TcpStream};
 use tarn_test_support::{
-    backends, connect_with_timeouts, figure, injected, isolated_under_faults, set_injecting, sized,
-    ExampleServer, FaultyChild, Injected, PATIENCE,
+    backends, connect_with_timeouts, eventually, figure, injected, isolated_under_faults,
+    set_injecting, sized, ExampleServer, FaultyChild, Injected, PATIENCE,
 };
 
 /// The faults a server must absorb without an error reaching its code:
@@ -362,6 +362,7 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
         let echo_run = FaultyChild::new();
         let mut echo =
             ExampleServer::start_with("echo", &backend, |cmd| echo_run.apply(cmd, ABSORBED));
+        let echo_fds = echo.open_fds();
         let echo_client = || {
             run_tool(
                 "python3",
@@ -373,6 +374,13 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
             assert_client_prints("python echo client", echo_client(), "ok");
         }
         echo.assert_running();
+        // Each connection's fd closed once its client went.
+        let mut now = echo.open_fds();
+        eventually(Duration::from_secs(5), || {
+            now = echo.open_fds();
+            now == echo_fds
+        });
+        assert_eq!(now, echo_fds, "echo on {backend}: fds left behind");
         assert_eq!(
             echo.stderr_line_count(),
             0,
