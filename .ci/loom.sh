@@ -6,7 +6,8 @@
 # reactor/src/source.rs: the readiness tick and the drained shortcut;
 # reactor/src/driver/parker.rs: parking against unparks and another
 # driver, and for I/O behind another driver; reactor/src/driver/
-# fallback.rs: the fallback thread stepping aside and back;
+# fallback.rs: the fallback thread stepping aside and back, and a source
+# moving between thread reactors while a foreign task waits on it;
 # executor/src/task.rs: a task's wakes, abort, join handle and
 # executor against a waker on another thread), run over the real code with loom's atomics, mutexes and
 # condition variables in place of std's (each crate's `sync` module). A

@@ -7,7 +7,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{
     AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+#[cfg(not(loom))]
+use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -143,8 +145,17 @@ pub struct SourceInfo {
 }
 
 /// The shared reactor, once created.
+#[cfg(not(loom))]
 static SHARED: OnceLock<Arc<Reactor>> = OnceLock::new();
+
+// Under loom, one per model execution (a static would outlive it).
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref SHARED: Arc<Reactor> =
+        Reactor::create(Selector::new().expect("the shared reactor's selector"), None);
+}
 /// Held while creating the shared reactor, so that only one is made.
+#[cfg(not(loom))]
 static CREATING: Mutex<()> = Mutex::new(());
 /// Every reactor made, for the process-wide view.
 static ALL: Mutex<Vec<Weak<Reactor>>> = Mutex::new(Vec::new());
@@ -175,6 +186,9 @@ impl Reactor {
     ///
     /// As for [`current`](Self::current).
     pub fn shared() -> io::Result<&'static Arc<Reactor>> {
+        #[cfg(loom)]
+        return Ok(&SHARED);
+        #[cfg(not(loom))]
         match SHARED.get() {
             Some(reactor) => Ok(reactor),
             None => Reactor::start_shared(),
@@ -182,6 +196,7 @@ impl Reactor {
     }
 
     /// Creates the shared reactor, unless another thread just did.
+    #[cfg(not(loom))]
     #[cold]
     fn start_shared() -> io::Result<&'static Arc<Reactor>> {
         let _creating = lock(&CREATING);

@@ -245,4 +245,83 @@ mod model {
             RUNNING.store(false, SeqCst);
         });
     }
+
+    /// A socket made on one executor thread (A) is first awaited on
+    /// another's (B): the source moves to B's reactor. A foreign task (C)
+    /// awaits it too, maybe while it moves. Then both executors stop
+    /// driving and the data comes: whoever C's waker waits on must still be
+    /// driven (B's reactor, watched by the shared one, which the fallback
+    /// thread drives). A waiter left on a reactor nobody drives or watches
+    /// is never woken: loom reports a deadlock.
+    #[test]
+    fn a_waiter_that_comes_while_its_source_moves_is_served_where_it_went() {
+        use crate::driver::DriverGuard;
+
+        loom::model(|| {
+            RUNNING.store(true, SeqCst);
+            let shared = Arc::clone(Reactor::shared().unwrap());
+            let idle = Arc::new(Idle::new());
+            let stop = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let fallback = {
+                let (shared, idle, stop) =
+                    (Arc::clone(&shared), Arc::clone(&idle), Arc::clone(&stop));
+                loom::thread::spawn(move || serve(&shared, &idle, || stop.load(SeqCst)))
+            };
+
+            // A: an executor thread, where the socket is made.
+            let a = DriverGuard::enter();
+            let (reader, writer) = UnixStream::pair().unwrap();
+            reader.set_nonblocking(true).unwrap();
+            let here = Reactor::current().unwrap();
+            let source = here.insert_io(reader.as_raw_fd()).unwrap();
+
+            // B: another executor thread; its task awaits the socket (the
+            // first wait moves it here), then B's executor stops, and the
+            // data comes.
+            let b = {
+                let (source, shared) = (Arc::clone(&source), Arc::clone(&shared));
+                loom::thread::spawn(move || {
+                    let guard = DriverGuard::enter();
+                    let parker = Parker::new();
+                    let waker = parker.waker();
+                    DriverGuard::polling(&waker);
+                    let mut cx = Context::from_waker(&waker);
+                    let _ = source.poll_ready(Dir::Read, None, &mut cx);
+                    drop(guard);
+                    (&writer).write_all(b"x").unwrap();
+                    // The kernel makes the source's reactor readable, and
+                    // so the shared reactor that may watch it.
+                    source.home().0.notify();
+                    shared.notify();
+                    writer
+                })
+            };
+
+            // C: a foreign executor's task awaiting the same socket.
+            let c = {
+                let source = Arc::clone(&source);
+                loom::thread::spawn(move || {
+                    loom::future::block_on(std::future::poll_fn(|cx| {
+                        source.poll_ready(Dir::Read, None, cx)
+                    }))
+                    .unwrap();
+                })
+            };
+            drop(a);
+            c.join().unwrap();
+            drop(b.join().unwrap());
+
+            stop.store(true, SeqCst);
+            idle.resume();
+            shared.notify();
+            fallback.join().unwrap();
+            let (home, key) = source.home();
+            home.release(reader.as_raw_fd(), key).unwrap();
+            // A's reactor lives in this thread's thread-local until the
+            // model's shutdown, when the shared reactor is gone: off its
+            // watch list now.
+            crate::watch::unwatch(&here);
+            RUNNING.store(false, SeqCst);
+        });
+    }
 }

@@ -87,6 +87,7 @@ pub use parker::{Parker, Unparker};
 
 use crate::reactor::Reactor;
 
+#[cfg(not(loom))]
 thread_local! {
     /// This thread's own reactor, from its first guard on (on poll and
     /// select, the shared one).
@@ -95,6 +96,14 @@ thread_local! {
     static DRIVING: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
     /// What this thread's driver polls now (see [`DriverGuard::polling`]).
     static SERVING: Cell<Serving> = const { Cell::new(Serving::NONE) };
+}
+
+// A model's threads share one OS thread: loom's thread-locals are theirs.
+#[cfg(loom)]
+loom::thread_local! {
+    static OWN: RefCell<Option<Arc<Reactor>>> = RefCell::new(None);
+    static DRIVING: RefCell<Option<Arc<Reactor>>> = RefCell::new(None);
+    static SERVING: Cell<Serving> = Cell::new(Serving::NONE);
 }
 
 /// A waker's identity: its data and vtable pointers.
