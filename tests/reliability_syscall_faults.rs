@@ -25,9 +25,10 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::children::{run_tool, WEBSOCKET_CLIENT};
 use common::{Held, ServerThread};
 use futures::future::try_join_all;
 use tarn::net::{TcpListener, TcpStream};
@@ -53,11 +54,68 @@ fn assert_all_absorbed_faults_injected(what: &str, injected: &Injected) {
     }
 }
 
-/// 16 checksummed streams at once (32 MiB in all), then a run of short
-/// connections one after the other (each an accept and a registration),
-/// through a tarn echo server, with clients on tarn too: every byte comes
-/// back, no fault reaches either side's code, and afterwards the fds and
-/// reactor entries are back where they were.
+/// Where the echo's clients run.
+#[derive(Clone, Copy)]
+enum Clients {
+    /// On tarn's executor, on the test's thread (its own reactor).
+    Tarn,
+    /// Under `futures::executor`: their sockets wait in the shared
+    /// reactor, which the fallback thread drives.
+    Foreign,
+}
+
+impl Clients {
+    fn block_on<F: std::future::Future>(self, future: F) -> F::Output {
+        match self {
+            Clients::Tarn => common::run(future),
+            Clients::Foreign => futures::executor::block_on(future),
+        }
+    }
+}
+
+/// `streams` checksummed streams at once (`total` bytes in all), then
+/// `short` short connections one after the other (each an accept and a
+/// registration, so that the accept faults come), through a tarn echo
+/// server on a thread of its own, with the clients on `clients`: every
+/// byte comes back, no fault reaches either side's code, every fault was
+/// injected, and afterwards the fds and reactor entries are back where
+/// they were. Prints a figure naming `what`.
+fn echo_under_faults(what: &str, clients: Clients, streams: usize, total: usize, short: u64) {
+    let held = Held::start();
+    let (server, totals) = common::random_reads_echo_server();
+    let len = total / streams;
+    let started = Instant::now();
+    clients
+        .block_on(try_join_all(
+            (0..streams as u64).map(|i| common::stream_through_echo(server.addr(), i, len)),
+        ))
+        .expect("a stream failed: an injected fault reached the client");
+    common::assert_each_echoed(&totals, streams, len);
+    let took = started.elapsed();
+    clients
+        .block_on(async {
+            for i in 0..short {
+                common::stream_through_echo(server.addr(), 1_000 + i, 2_000).await?;
+            }
+            io::Result::Ok(())
+        })
+        .expect("a short connection failed: an injected fault reached the client");
+    common::assert_each_echoed(&totals, short as usize, 2_000);
+    server.stop();
+    held.wait_for("after the server stopped");
+    let injected = injected().expect("the interposer is loaded");
+    assert_all_absorbed_faults_injected(what, &injected);
+    figure(format_args!(
+        "syscall faults [{}]: {what}: {} MiB over {streams} streams in {took:.2?}, then {short} \
+         short connections, checksums equal; injected/eligible: {injected}",
+        tarn_test_support::backend_name(),
+        (len * streams) >> 20,
+    ));
+}
+
+/// 16 checksummed streams at once (32 MiB in all; 1 GiB soak), then 300
+/// short connections (5,000 soak), tarn on both ends (see
+/// [`echo_under_faults`]).
 #[test]
 fn streams_come_back_intact_under_injected_syscall_faults() {
     isolated_under_faults(
@@ -65,47 +123,21 @@ fn streams_come_back_intact_under_injected_syscall_faults() {
         ABSORBED,
         common::reliability_patience(),
         || {
-            let held = Held::start();
-            let (server, totals) = common::random_reads_echo_server();
-            let len = sized(32 << 20, 1 << 30) / STREAMS;
-            let started = Instant::now();
-            common::run(async {
-                let streams =
-                    (0..STREAMS as u64).map(|i| common::stream_through_echo(server.addr(), i, len));
-                try_join_all(streams).await
-            })
-            .expect("a stream failed: an injected fault reached the client");
-            common::assert_each_echoed(&totals, STREAMS, len);
-            let took = started.elapsed();
-
-            let short = sized(300, 5_000);
-            common::run(async {
-                for i in 0..short {
-                    common::stream_through_echo(server.addr(), 1_000 + i, 2_000).await?;
-                }
-                io::Result::Ok(())
-            })
-            .expect("a short connection failed: an injected fault reached the client");
-            common::assert_each_echoed(&totals, short as usize, 2_000);
-
-            server.stop();
-            held.wait_for("after the server stopped");
-            let injected = injected().expect("the interposer is loaded");
-            assert_all_absorbed_faults_injected("the integrity echo", &injected);
-            figure(format_args!(
-                "syscall faults [{}]: {} MiB over {STREAMS} streams in {took:.2?}, then {short} \
-                 short connections, checksums equal; injected/eligible: {injected}",
-                tarn_test_support::backend_name(),
-                (len * STREAMS) >> 20,
-            ));
+            echo_under_faults(
+                "tarn clients",
+                Clients::Tarn,
+                STREAMS,
+                sized(32 << 20, 1 << 30),
+                sized(300, 5_000),
+            )
         },
     );
 }
 
-/// The same streams with the clients under `futures::executor`: their
-/// sockets wait in the shared reactor, which the fallback thread drives,
-/// so its waits take the `EINTR`s and spurious events. Every byte comes
-/// back and nothing is left behind.
+/// The same with the clients under `futures::executor`, so that the
+/// fallback thread's waits take the `EINTR`s and spurious events: 8
+/// streams (16 MiB; 256 MiB soak), then 200 short connections (2,000
+/// soak).
 #[test]
 fn streams_of_a_foreign_executor_come_back_intact_under_injected_syscall_faults() {
     isolated_under_faults(
@@ -113,40 +145,13 @@ fn streams_of_a_foreign_executor_come_back_intact_under_injected_syscall_faults(
         ABSORBED,
         common::reliability_patience(),
         || {
-            let held = Held::start();
-            let (server, totals) = common::random_reads_echo_server();
-            let streams = STREAMS / 2;
-            let len = sized(16 << 20, 256 << 20) / streams;
-            let started = Instant::now();
-            futures::executor::block_on(async {
-                let streams =
-                    (0..streams as u64).map(|i| common::stream_through_echo(server.addr(), i, len));
-                try_join_all(streams).await
-            })
-            .expect("a stream failed: an injected fault reached the client");
-            common::assert_each_echoed(&totals, streams, len);
-            let took = started.elapsed();
-            // And enough connections for the accept faults to come.
-            let short = sized(200, 2_000);
-            futures::executor::block_on(async {
-                for i in 0..short {
-                    common::stream_through_echo(server.addr(), 1_000 + i, 2_000).await?;
-                }
-                io::Result::Ok(())
-            })
-            .expect("a short connection failed: an injected fault reached the client");
-            common::assert_each_echoed(&totals, short as usize, 2_000);
-            server.stop();
-            held.wait_for("after the server stopped");
-            let injected = injected().expect("the interposer is loaded");
-            assert_all_absorbed_faults_injected("the foreign executor's echo", &injected);
-            figure(format_args!(
-                "syscall faults [{}]: {} MiB over {streams} streams of futures::executor (the \
-                 fallback thread driving) in {took:.2?}, then {short} short connections, \
-                 checksums equal; injected/eligible: {injected}",
-                tarn_test_support::backend_name(),
-                (len * streams) >> 20,
-            ));
+            echo_under_faults(
+                "futures::executor clients (the fallback thread driving)",
+                Clients::Foreign,
+                STREAMS / 2,
+                sized(16 << 20, 256 << 20),
+                sized(200, 2_000),
+            )
         },
     );
 }
@@ -285,37 +290,6 @@ for t in threads: t.join()
 print("ok" if not failures else "\n".join(failures))
 "#;
 
-/// The Python websockets client: text, a 1 MiB binary message, a close.
-const PYTHON_WEBSOCKET_CLIENT: &str = r#"
-import asyncio, os, sys
-import websockets
-
-async def main(url):
-    for _ in range(4):
-        async with websockets.connect(url, max_size=None) as ws:
-            await ws.send("hello, tarn")
-            assert await ws.recv() == "hello, tarn"
-            blob = os.urandom(1 << 20)
-            await ws.send(blob)
-            assert await ws.recv() == blob
-            await ws.close(code=1000, reason="done")
-    print("ok")
-
-asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
-"#;
-
-/// Runs `program` with `args` to its end; fails with the package to
-/// install if it is missing.
-fn run_tool(program: &str, package: &str, args: &[&str]) -> Output {
-    match Command::new(program).args(args).output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            panic!("{program} is not installed; install {package} to run this test")
-        }
-        Err(e) => panic!("cannot run {program}: {e}"),
-    }
-}
-
 /// Runs a client that must succeed and print `expect` (trimmed).
 fn assert_client_prints(what: &str, out: Output, expect: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -406,7 +380,7 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
             ws_run.apply(cmd, ABSORBED)
         });
         let url = format!("ws://{}/", ws.addr());
-        let out = run_tool("python3", "python3", &["-c", PYTHON_WEBSOCKET_CLIENT, &url]);
+        let out = run_tool("python3", "python3", &["-c", WEBSOCKET_CLIENT, &url, "4"]);
         assert_client_prints(
             "python websockets client (pip install websockets)",
             out,

@@ -15,11 +15,11 @@ mod common;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::children::{curl_ok, example, Running, CHILD_PATIENCE};
+use common::children::{curl_ok, example, run_tool, Running, CHILD_PATIENCE, WEBSOCKET_CLIENT};
 use tarn_test_support::{fnv1a, open_fds_of, random_bytes, rerun_on_poll_and_select, FNV_START};
 
 #[test]
@@ -46,17 +46,6 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Runs `program`; fails with the package to install if it is missing.
-fn run_tool(program: &str, package: &str, args: &[&str]) -> Output {
-    match Command::new(program).args(args).output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            panic!("{program} is not installed; install {package} to run this test")
-        }
-        Err(e) => panic!("cannot run {program}: {e}"),
     }
 }
 
@@ -345,33 +334,11 @@ fn tls_echo_echoes_to_openssl_s_client() {
     assert_exits_cleanly(server);
 }
 
-/// The Python client: text, a 1 MiB binary message, a ping, a close with
-/// code 1000; prints `ok` when each came back as it should.
-const WEBSOCKET_CLIENT: &str = r#"
-import asyncio, os, sys
-import websockets
-
-async def main(url):
-    async with websockets.connect(url, max_size=None) as ws:
-        await ws.send("hello, tarn")
-        assert await ws.recv() == "hello, tarn"
-        blob = os.urandom(1 << 20)
-        await ws.send(blob)
-        assert await ws.recv() == blob
-        pong = await ws.ping(b"are you there")
-        await asyncio.wait_for(pong, 10)
-        await ws.close(code=1000, reason="done")
-        assert ws.close_code == 1000, ws.close_code
-    print("ok")
-
-asyncio.run(asyncio.wait_for(main(sys.argv[1]), 30))
-"#;
-
 #[test]
 fn websocket_echo_talks_to_python_websockets() {
     let (server, addr) = Running::server("websocket_echo");
     let url = format!("ws://{addr}/");
-    let out = run_tool("python3", "python3", &["-c", WEBSOCKET_CLIENT, &url]);
+    let out = run_tool("python3", "python3", &["-c", WEBSOCKET_CLIENT, &url, "1"]);
     assert!(
         out.status.success(),
         "python websockets client (pip install websockets): {}",

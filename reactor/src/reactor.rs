@@ -226,14 +226,6 @@ impl Reactor {
         }
     }
 
-    /// A reactor that behaves as the shared one (`is_shared`), for a loom
-    /// model: the process's own lives in a static, which outlives a
-    /// model's execution.
-    #[cfg(all(test, loom))]
-    pub(crate) fn shared_for_model() -> Arc<Reactor> {
-        Reactor::create(Selector::with_backend(Backend::Epoll).unwrap(), None)
-    }
-
     fn create(selector: Selector, thread: Option<String>) -> Arc<Reactor> {
         let mode = match selector.backend() {
             Backend::Epoll => Mode::Edge,

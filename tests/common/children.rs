@@ -97,15 +97,21 @@ pub fn wait_output(mut child: Child, patience: Duration) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-/// Runs curl with `args`; fails with a hint if curl is not installed.
-pub fn curl(args: &[&str]) -> Output {
-    match Command::new("curl").args(args).output() {
+/// Runs `program` with `args` to its end; fails with the package to
+/// install if it is missing.
+pub fn run_tool(program: &str, package: &str, args: &[&str]) -> Output {
+    match Command::new(program).args(args).output() {
         Ok(output) => output,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            panic!("curl is not installed; install it (apt-get install curl) to run this test")
+            panic!("{program} is not installed; install {package} to run this test")
         }
-        Err(e) => panic!("cannot run curl: {e}"),
+        Err(e) => panic!("cannot run {program}: {e}"),
     }
+}
+
+/// Runs curl with `args`; fails with a hint if curl is not installed.
+pub fn curl(args: &[&str]) -> Output {
+    run_tool("curl", "curl (apt-get install curl)", args)
 }
 
 /// Runs curl, which must succeed; returns what it printed.
@@ -118,3 +124,28 @@ pub fn curl_ok(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A Python websockets client (`python3 -c WEBSOCKET_CLIENT URL ROUNDS`):
+/// ROUNDS connections one after the other, each sending a text, a 1 MiB
+/// binary message and a ping and closing with code 1000; prints `ok` when
+/// each came back as it should.
+pub const WEBSOCKET_CLIENT: &str = r#"
+import asyncio, os, sys
+import websockets
+
+async def main(url, rounds):
+    for _ in range(rounds):
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send("hello, tarn")
+            assert await ws.recv() == "hello, tarn"
+            blob = os.urandom(1 << 20)
+            await ws.send(blob)
+            assert await ws.recv() == blob
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, 10)
+            await ws.close(code=1000, reason="done")
+            assert ws.close_code == 1000, ws.close_code
+    print("ok")
+
+asyncio.run(asyncio.wait_for(main(sys.argv[1], int(sys.argv[2])), 60))
+"#;

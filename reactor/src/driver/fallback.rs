@@ -159,6 +159,43 @@ mod model {
     use crate::reactor::Reactor;
     use crate::source::{Dir, Source};
 
+    /// The model's fallback thread: `serve` over the shared reactor on a
+    /// model thread, counted as running (so that waiters start no other).
+    struct Fallback {
+        shared: Arc<Reactor>,
+        idle: Arc<Idle>,
+        stop: Arc<loom::sync::atomic::AtomicBool>,
+        thread: loom::thread::JoinHandle<()>,
+    }
+
+    impl Fallback {
+        fn start(shared: &Arc<Reactor>) -> Fallback {
+            RUNNING.store(true, SeqCst);
+            let idle = Arc::new(Idle::new());
+            let stop = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let thread = {
+                let (shared, idle, stop) =
+                    (Arc::clone(shared), Arc::clone(&idle), Arc::clone(&stop));
+                loom::thread::spawn(move || serve(&shared, &idle, || stop.load(SeqCst)))
+            };
+            Fallback {
+                shared: Arc::clone(shared),
+                idle,
+                stop,
+                thread,
+            }
+        }
+
+        /// Ends its loop wherever it waits, and joins it.
+        fn stop(self) {
+            self.stop.store(true, SeqCst);
+            self.idle.resume();
+            self.shared.notify();
+            self.thread.join().unwrap();
+            RUNNING.store(false, SeqCst);
+        }
+    }
+
     /// A socket pair whose read end is registered with `reactor` (and
     /// stays there), and a thread that writes a byte to the other end and
     /// then notifies the reactor (standing in for the kernel, which ends a
@@ -203,16 +240,8 @@ mod model {
     #[test]
     fn the_fallback_thread_steps_aside_for_a_driver_and_back_when_it_stops() {
         loom::model(|| {
-            let shared = Reactor::shared_for_model();
-            // The model's fallback thread is the one that runs.
-            RUNNING.store(true, SeqCst);
-            let idle = Arc::new(Idle::new());
-            let stop = Arc::new(loom::sync::atomic::AtomicBool::new(false));
-            let fallback = {
-                let (shared, idle, stop) =
-                    (Arc::clone(&shared), Arc::clone(&idle), Arc::clone(&stop));
-                loom::thread::spawn(move || serve(&shared, &idle, || stop.load(SeqCst)))
-            };
+            let shared = Arc::clone(Reactor::shared().unwrap());
+            let fallback = Fallback::start(&shared);
 
             // An executor drives the shared reactor and waits for its I/O.
             start_driving(&shared);
@@ -227,7 +256,7 @@ mod model {
             {
                 parker.park();
             }
-            stop_driving(&shared, || idle.resume());
+            stop_driving(&shared, || fallback.idle.resume());
             mine.end();
 
             // A foreign task's I/O, which only the fallback thread serves.
@@ -238,11 +267,7 @@ mod model {
             .unwrap();
             theirs.end();
 
-            stop.store(true, SeqCst);
-            idle.resume();
-            shared.notify();
-            fallback.join().unwrap();
-            RUNNING.store(false, SeqCst);
+            fallback.stop();
         });
     }
 
@@ -258,15 +283,8 @@ mod model {
         use crate::driver::DriverGuard;
 
         loom::model(|| {
-            RUNNING.store(true, SeqCst);
             let shared = Arc::clone(Reactor::shared().unwrap());
-            let idle = Arc::new(Idle::new());
-            let stop = Arc::new(loom::sync::atomic::AtomicBool::new(false));
-            let fallback = {
-                let (shared, idle, stop) =
-                    (Arc::clone(&shared), Arc::clone(&idle), Arc::clone(&stop));
-                loom::thread::spawn(move || serve(&shared, &idle, || stop.load(SeqCst)))
-            };
+            let fallback = Fallback::start(&shared);
 
             // A: an executor thread, where the socket is made.
             let a = DriverGuard::enter();
@@ -311,17 +329,13 @@ mod model {
             c.join().unwrap();
             drop(b.join().unwrap());
 
-            stop.store(true, SeqCst);
-            idle.resume();
-            shared.notify();
-            fallback.join().unwrap();
+            fallback.stop();
             let (home, key) = source.home();
             home.release(reader.as_raw_fd(), key).unwrap();
             // A's reactor lives in this thread's thread-local until the
             // model's shutdown, when the shared reactor is gone: off its
             // watch list now.
             crate::watch::unwatch(&here);
-            RUNNING.store(false, SeqCst);
         });
     }
 }
