@@ -353,6 +353,11 @@ static int real_pwait2_look(int epfd, struct epoll_event *ev, int max, int look,
                                a->mask, a->mask_size);
 }
 
+/* Forwards six argument words whatever the call takes: on x86-64 and
+ * aarch64 variadic integer arguments travel in registers, so reading words
+ * the caller did not pass reads leftover registers that the kernel ignores
+ * (glibc's own syscall(2) does the same). Other ABIs would need a table of
+ * argument counts. */
 long syscall(long number, ...) {
     va_list ap;
     va_start(ap, number);
