@@ -39,6 +39,12 @@ clk_tck=$(getconf CLK_TCK)
 # cpu_ticks PID: the process's user + system CPU time so far, in clock
 # ticks, all threads. (Fields after "pid (comm) ": utime 12, stime 13.)
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# user_ticks PID: the user-space part of cpu_ticks.
+user_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 }'; }
+# sleeps PID: how often the process's threads have gone to sleep so far
+# (voluntary context switches, summed over its threads): each one is a
+# wait that found nothing ready, and kernel time spent on the scheduler.
+sleeps() { cat /proc/"$1"/task/*/status | awk '$1 == "voluntary_ctxt_switches:" { n += $2 } END { print n + 0 }'; }
 # cpu_us TICKS0 TICKS1 UNITS: microseconds of CPU per unit of work.
 cpu_us() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$clk_tck" 'BEGIN { printf "%.4f", (b - a) * 1e6 / hz / n }'; }
 fds() { ls "/proc/$1/fd" | wc -l; }

@@ -6,7 +6,9 @@
 # serving echo_load's 128 connections x 64 B ping-pong. Per message: the
 # server's CPU time (all threads, from /proc), its syscalls (perf
 # tracepoints on every thread, or strace), with futex and the epoll waits
-# apart, and its user-space instructions under callgrind (the difference
+# apart, how often its threads went to sleep (voluntary context switches:
+# waits that found nothing ready, whose scheduler time is most of the
+# kernel's share of the CPU), and its user-space instructions under callgrind (the difference
 # between a run and one twice as long, so start-up and connection set-up
 # cancel out). Prints one table of medians with the tarn/tokio ratios,
 # then one of min-max; the "x2 / x1" rows are each contender's two-thread
@@ -127,9 +129,13 @@ for round in $(seq "$rounds"); do
             wait_line "$out" connected "$client"
             count_start "$server" "$trace"
             t0=$(cpu_ticks "$server")
+            u0=$(user_ticks "$server")
+            z0=$(sleeps "$server")
             kill -USR1 "$client"
             wait_line "$out" msgs "$client"
             t1=$(cpu_ticks "$server")
+            u1=$(user_ticks "$server")
+            z1=$(sleeps "$server")
             count_stop
             kill -USR1 "$client"
             wait "$client"
@@ -138,6 +144,8 @@ for round in $(seq "$rounds"); do
             record "$row: msgs/s" "$who" "$(awk '$1 == "msgs" { print $6 }' "$out")"
             cpu=$(cpu_us "$t0" "$t1" "$n")
             record "$row: server CPU µs/msg" "$who" "$cpu"
+            record "$row: server user CPU µs/msg" "$who" "$(cpu_us "$u0" "$u1" "$n")"
+            record "$row: server sleeps/msg" "$who" "$(awk -v a="$z0" -v b="$z1" -v n="$n" 'BEGIN { printf "%.4f", (b - a) / n }')"
             syscall_rows "$row" "$who" "$n" "$trace" msg
             cpu_of[$who/$threads]=$cpu
             stop_server

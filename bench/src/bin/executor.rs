@@ -44,7 +44,12 @@
 //! taskset -c 0 cargo run --release --manifest-path bench/Cargo.toml --bin executor            # ~20 s
 //! cargo run --release --manifest-path bench/Cargo.toml --bin executor -- --quick              # smoke run
 //! cargo run --release --manifest-path bench/Cargo.toml --bin executor -- --only tarn          # to profile
+//! cargo run --release --manifest-path bench/Cargo.toml --bin executor -- --only tarn --bench timers
 //! ```
+//!
+//! `--bench NAME` runs only the benchmarks whose name starts with NAME
+//! ("timers", "random wakes", "ping-pong", ...), e.g. to profile one row
+//! under callgrind.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -109,6 +114,8 @@ impl Peers {
 struct Sizes {
     /// Measure only this runtime (`--only`, for profiling one of them).
     only: Option<Runtime>,
+    /// Run only the benchmarks whose name starts with this (`--bench`).
+    bench: Option<&'static str>,
     /// Timed rounds per benchmark (after the warm-up round, if any).
     rounds: usize,
     warmup: bool,
@@ -124,6 +131,7 @@ struct Sizes {
 
 const FULL: Sizes = Sizes {
     only: None,
+    bench: None,
     rounds: 9,
     warmup: true,
     spawn_await: 200_000,
@@ -137,6 +145,7 @@ const FULL: Sizes = Sizes {
 
 const QUICK: Sizes = Sizes {
     only: None,
+    bench: None,
     rounds: 1,
     warmup: false,
     spawn_await: 1_000,
@@ -722,6 +731,9 @@ fn rounds<T>(
     mut measure: impl FnMut(Runtime) -> Outcome<T>,
 ) -> Outcome<[Vec<T>; 3]> {
     let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    if sizes.bench.is_some_and(|bench| !name.starts_with(bench)) {
+        return Ok(samples);
+    }
     for round in 0..sizes.rounds + usize::from(sizes.warmup) {
         for (i, runtime) in RUNTIMES.into_iter().enumerate() {
             if sizes.only.is_some_and(|only| only != runtime) {
@@ -880,6 +892,8 @@ fn run(sizes: Sizes) -> Outcome<Report> {
         &lates,
     ));
 
+    // Rows of benchmarks that `--bench` left out.
+    rows.retain(|row| row.cells.iter().any(Option::is_some));
     Ok(Report { rows, timer_wall })
 }
 
@@ -1021,9 +1035,10 @@ fn pinned_cpus() -> Option<String> {
 }
 
 fn main() -> ExitCode {
-    let usage = "usage: executor [--quick] [--only tarn|tokio|smol]";
+    let usage = "usage: executor [--quick] [--only tarn|tokio|smol] [--bench NAME]";
     let mut quick = false;
     let mut only = None;
+    let mut bench = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -1038,10 +1053,18 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            "--bench" => match args.next() {
+                Some(name) => bench = Some(&*Box::leak(name.into_boxed_str())),
+                None => {
+                    eprintln!("executor: --bench takes the start of a benchmark's name");
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 println!("{usage}");
                 println!("  --quick       tiny sizes, one round (smoke run)");
                 println!("  --only NAME   measure one runtime alone (to profile it)");
+                println!("  --bench NAME  run only the benchmarks whose name starts with NAME");
                 return ExitCode::SUCCESS;
             }
             other => {
@@ -1052,6 +1075,7 @@ fn main() -> ExitCode {
     }
     let sizes = Sizes {
         only,
+        bench,
         ..if quick { QUICK } else { FULL }
     };
     start_watchdog();
