@@ -107,6 +107,23 @@ pub mod net {
     pub use tarn_net::*;
 }
 
+/// Child processes: std's [`Command`](process::Command) builder with async
+/// pipes and an awaited end ([`Child::status`](process::Child::status),
+/// [`output`](process::Command::output)), seen through a pidfd registered
+/// with the reactor (or `SIGCHLD` on kernels without pidfds): no helper
+/// thread, and no zombie left by a dropped child.
+///
+/// ```
+/// use tarn::process::Command;
+///
+/// let out = tarn::block_on(Command::new("printf").arg("%s-%s").args(["a", "b"]).output())?;
+/// assert_eq!(out.stdout, b"a-b");
+/// # std::io::Result::Ok(())
+/// ```
+pub mod process {
+    pub use tarn_process::*;
+}
+
 /// Unix signals as streams: [`Signals`](signal::Signals) yields each
 /// signal of a set as it arrives, [`ctrl_c`](signal::ctrl_c) waits for one
 /// Ctrl-C. They work under any executor.

@@ -17,6 +17,8 @@
  *             fails with ENOMEM or ENOSPC (the watch limit). Listening
  *             sockets are spared: a server that cannot watch its listener
  *             has nothing to serve.
+ *   pidfd     pidfd_open (via syscall(2)) fails with ENOSYS, as on a kernel
+ *             before 5.3: child processes must be watched through SIGCHLD.
  *
  * Not injected, because no kernel does it: EINTR from a non-blocking read
  * or write, EAGAIN or a short read while data is queued.
@@ -65,9 +67,12 @@
 #ifndef SYS_epoll_pwait2
 #define SYS_epoll_pwait2 441
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
-enum fault { EINTR_WAIT, SPURIOUS, SHORT_WRITE, ACCEPT_ERROR, CTL_ERROR, FAULTS };
-static const char *const NAMES[FAULTS] = {"eintr", "spurious", "short", "accept", "ctl"};
+enum fault { EINTR_WAIT, SPURIOUS, SHORT_WRITE, ACCEPT_ERROR, CTL_ERROR, NO_PIDFD, FAULTS };
+static const char *const NAMES[FAULTS] = {"eintr", "spurious", "short", "accept", "ctl", "pidfd"};
 
 /* Per fault: the chance per eligible call out of 2^32 (0: off). */
 static uint64_t threshold[FAULTS];
@@ -75,7 +80,7 @@ static uint64_t threshold[FAULTS];
 /* What happened, and the switch: in this process's memory, or in a file
  * mapped shared (TARN_FAULT_REPORT) so that another process (the test that
  * started this server) can read the counts and turn injection off. The
- * layout is the file's: 5 eligible, 5 injected, then enabled, each a
+ * layout is the file's: 6 eligible, 6 injected, then enabled, each a
  * native-endian u64. */
 struct shared {
     atomic_ulong eligible[FAULTS];
@@ -275,7 +280,7 @@ __attribute__((constructor)) static void configure(void) {
                                    strncmp(NAMES[f], p, eq - p) == 0))
                 f++;
             if (f == FAULTS)
-                bad_config("an unknown fault (known: eintr, spurious, short, accept, ctl)", spec);
+                bad_config("an unknown fault (known: eintr, spurious, short, accept, ctl, pidfd)", spec);
             char *end;
             double rate = strtod(eq + 1, &end);
             if (end == eq + 1 || (*end && *end != ',') || !(rate >= 0.0 && rate <= 1.0))
@@ -290,7 +295,7 @@ __attribute__((constructor)) static void configure(void) {
 /* ---- what the test calls ------------------------------------------------ */
 
 /* Fills out_eligible[i] and out_injected[i] for each fault, in the order
- * eintr, spurious, short, accept, ctl; returns the number of faults (5). */
+ * eintr, spurious, short, accept, ctl, pidfd; returns the number of faults (6). */
 int tarn_faults_counts(uint64_t *out_eligible, uint64_t *out_injected) {
     for (int f = 0; f < FAULTS; f++) {
         out_eligible[f] = atomic_load(&counters->eligible[f]);
@@ -367,6 +372,11 @@ long syscall(long number, ...) {
     if (number == SYS_epoll_pwait2) {
         struct pwait2_args args = {(const struct timespec *)a4, (const sigset_t *)a5, (size_t)a6};
         return epoll_faults((int)a1, (struct epoll_event *)a2, (int)a3, real_pwait2_look, &args);
+    }
+    if (number == SYS_pidfd_open && inject(NO_PIDFD)) {
+        count(NO_PIDFD);
+        errno = ENOSYS;
+        return -1;
     }
     return real_syscall()(number, a1, a2, a3, a4, a5, a6);
 }

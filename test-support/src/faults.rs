@@ -32,7 +32,7 @@ pub const FAULT_SEED_ENV: &str = "TARN_FAULT_SEED";
 const SOURCE: &str = include_str!("../faults/interposer.c");
 
 /// The faults the interposer knows, in the order of its counters.
-pub const FAULT_NAMES: [&str; 5] = ["eintr", "spurious", "short", "accept", "ctl"];
+pub const FAULT_NAMES: [&str; 6] = ["eintr", "spurious", "short", "accept", "ctl", "pidfd"];
 
 /// What the interposer did in this process so far: per fault (in the order
 /// of [`FAULT_NAMES`]), the calls that could have had it and the calls that
@@ -40,9 +40,9 @@ pub const FAULT_NAMES: [&str; 5] = ["eintr", "spurious", "short", "accept", "ctl
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Injected {
     /// Eligible calls, per fault.
-    pub eligible: [u64; 5],
+    pub eligible: [u64; 6],
     /// Calls that got the fault, per fault.
-    pub injected: [u64; 5],
+    pub injected: [u64; 6],
 }
 
 impl Injected {
@@ -96,9 +96,9 @@ pub fn injected() -> Option<Injected> {
     // signature (interposer.c).
     let counts: CountsFn = unsafe { std::mem::transmute::<*mut libc::c_void, CountsFn>(f) };
     let mut out = Injected::default();
-    // SAFETY: both arrays hold the 5 counters the function writes.
+    // SAFETY: both arrays hold the 6 counters the function writes.
     let n = unsafe { counts(out.eligible.as_mut_ptr(), out.injected.as_mut_ptr()) };
-    assert_eq!(n, 5, "the interposer counts {n} faults, this crate knows 5");
+    assert_eq!(n, 6, "the interposer counts {n} faults, this crate knows 6");
     Some(out)
 }
 
@@ -216,9 +216,10 @@ impl FaultyChild {
             .chunks_exact(8)
             .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
             .collect();
-        if words.len() >= 10 {
-            out.eligible.copy_from_slice(&words[..5]);
-            out.injected.copy_from_slice(&words[5..10]);
+        let n = FAULT_NAMES.len();
+        if words.len() >= 2 * n {
+            out.eligible.copy_from_slice(&words[..n]);
+            out.injected.copy_from_slice(&words[n..2 * n]);
         }
         out
     }
@@ -230,7 +231,9 @@ impl FaultyChild {
             .write(true)
             .open(&self.report)
             .unwrap_or_else(|e| panic!("{}: {e}", self.report.display()));
-        file.write_all_at(&u64::from(on).to_ne_bytes(), 80)
+        // The switch follows the eligible and injected counters.
+        let at = 2 * 8 * FAULT_NAMES.len() as u64;
+        file.write_all_at(&u64::from(on).to_ne_bytes(), at)
             .unwrap_or_else(|e| panic!("{}: {e}", self.report.display()));
     }
 }
