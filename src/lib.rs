@@ -124,6 +124,20 @@ pub mod process {
     pub use tarn_process::*;
 }
 
+/// Files: `std::fs`'s functions on the blocking pool, with errors that name
+/// their paths, a [`File`](fs::File) that is `AsyncRead`, `AsyncWrite` and
+/// `AsyncSeek` and moves its small reads and writes in 128 KiB chunks, and
+/// [`read_dir`](fs::read_dir) as a stream.
+///
+/// ```
+/// let text = tarn::block_on(tarn::fs::read_to_string("Cargo.toml"))?;
+/// assert!(text.contains("[package]"));
+/// # std::io::Result::Ok(())
+/// ```
+pub mod fs {
+    pub use tarn_fs::*;
+}
+
 /// Unix signals as streams: [`Signals`](signal::Signals) yields each
 /// signal of a set as it arrives, [`ctrl_c`](signal::ctrl_c) waits for one
 /// Ctrl-C. They work under any executor.

@@ -28,6 +28,7 @@ use std::future::Future;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread;
@@ -65,6 +66,20 @@ pub fn threads() -> usize {
     lock(&POOL.state).threads
 }
 
+/// Jobs submitted to the pool so far, by the whole process: what a caller
+/// that batches its work (`tarn::fs`'s `File`) can be checked against.
+///
+/// ```
+/// let before = tarn_blocking::jobs();
+/// tarn_executor::block_on(tarn_blocking::unblock(|| ()));
+/// assert!(tarn_blocking::jobs() > before);
+/// ```
+pub fn jobs() -> u64 {
+    JOBS.load(Ordering::Relaxed)
+}
+
+static JOBS: AtomicU64 = AtomicU64::new(0);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -99,6 +114,7 @@ impl Pool {
                 // Out of threads for now: a running worker takes the job.
             }
         }
+        JOBS.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
