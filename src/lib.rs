@@ -48,6 +48,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub use tarn_blocking::{unblock, Unblock};
+pub use tarn_executor::task_local;
 pub use tarn_executor::{
     block_on, spawn, yield_now, ExecutorBuilder, Executors, JoinError, JoinHandle, LocalExecutor,
     PerCore, YieldNow,
@@ -122,6 +123,25 @@ pub mod net {
 /// ```
 pub mod process {
     pub use tarn_process::*;
+}
+
+/// What tasks have beside their future: task-local values
+/// ([`task_local!`](crate::task_local), [`LocalKey`](task::LocalKey)),
+/// set for the span of a future and seen by the code it runs.
+///
+/// ```
+/// tarn::task_local! {
+///     static REQUEST_ID: u64;
+/// }
+///
+/// tarn::block_on(REQUEST_ID.scope(42, async {
+///     let inner = tarn::spawn(REQUEST_ID.scope(7, async { REQUEST_ID.get() }));
+///     assert_eq!(inner.await.unwrap(), 7);
+///     assert_eq!(REQUEST_ID.get(), 42);
+/// }));
+/// ```
+pub mod task {
+    pub use tarn_executor::{AccessError, LocalKey, Scoped};
 }
 
 /// Files: `std::fs`'s functions on the blocking pool, with errors that name

@@ -61,10 +61,12 @@ mod sync;
 // The one-allocation task, reached through raw pointers.
 #[allow(unsafe_code)]
 mod task;
+mod task_local;
 mod threads;
 mod yield_now;
 
 pub use executor::{block_on, spawn, ExecutorBuilder, LocalExecutor};
 pub use join::{JoinError, JoinHandle};
+pub use task_local::{AccessError, LocalKey, Scoped};
 pub use threads::{Executors, PerCore};
 pub use yield_now::{yield_now, YieldNow};
