@@ -125,9 +125,34 @@ pub mod process {
     pub use tarn_process::*;
 }
 
-/// What tasks have beside their future: task-local values
-/// ([`task_local!`](crate::task_local), [`LocalKey`](task::LocalKey)),
-/// set for the span of a future and seen by the code it runs.
+/// Tasks people can see, and what tasks have beside their future.
+///
+/// - A dump of every live task of this thread's executor, [`tasks`](task::tasks):
+///   id, name, spawn location, state (running, scheduled, idle), polls, time
+///   since the last poll, and the fds (with direction) and timers it waits on.
+///   It costs nothing until called (16 bytes per task and a counter bump per
+///   poll); `examples/task_dump.rs` prints it on `SIGUSR1`.
+/// - Names through [`Builder`](task::Builder), ids ([`try_id`](task::try_id),
+///   `JoinHandle::id`), spawn locations recorded by every `spawn`.
+/// - Task-local values ([`task_local!`](crate::task_local),
+///   [`LocalKey`](task::LocalKey)), set for the span of a future and seen
+///   by the code it runs.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// tarn::block_on(async {
+///     let sleeper = tarn::task::Builder::new()
+///         .name("sleeper")
+///         .spawn(tarn::Timer::after(Duration::from_secs(60)));
+///     tarn::yield_now().await;
+///     for task in tarn::task::tasks() {
+///         println!("{task}"); // task 1.1 "sleeper" (src/main.rs:6:10): idle, 1 polls, ...
+///     }
+///     assert_eq!(tarn::task::tasks()[0].name.as_deref(), Some("sleeper"));
+///     sleeper.abort();
+/// });
+/// ```
 ///
 /// ```
 /// tarn::task_local! {
@@ -141,7 +166,10 @@ pub mod process {
 /// }));
 /// ```
 pub mod task {
-    pub use tarn_executor::{AccessError, LocalKey, Scoped};
+    pub use tarn_executor::TaskBuilder as Builder;
+    pub use tarn_executor::{
+        tasks, try_id, AccessError, LocalKey, Scoped, TaskId, TaskInfo, TaskState, Waiting,
+    };
 }
 
 /// Files: `std::fs`'s functions on the blocking pool, with errors that name

@@ -602,3 +602,51 @@ fn chat_example_builds_with_tarn_as_its_only_dependency() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn task_dump_prints_every_task_and_what_it_waits_for_on_sigusr1() {
+    let (server, addr) = Running::server("task_dump");
+    let mut conn = connect(addr);
+    assert_echoes(&mut conn, b"hello\n");
+    let conn_port = conn.local_addr().unwrap().port();
+    // SAFETY: kill takes no pointers; the example listens for SIGUSR1.
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGUSR1) },
+        0
+    );
+    let mut dump = Vec::new();
+    loop {
+        let line = server.line();
+        if line == "end of dump" {
+            break;
+        }
+        dump.push(line);
+    }
+    let find = |name: &str| {
+        dump.iter()
+            .find(|l| l.contains(&format!("\"{name}")))
+            .unwrap_or_else(|| panic!("no task {name:?} in the dump:\n{}", dump.join("\n")))
+            .clone()
+    };
+    let accept = find("accept");
+    assert!(
+        accept.contains("idle") && accept.contains("waiting: read fd"),
+        "{accept}"
+    );
+    assert!(
+        accept.contains("examples/task_dump.rs:"),
+        "no spawn location: {accept}"
+    );
+    let conn_task = find(&format!("conn 127.0.0.1:{conn_port}"));
+    assert!(
+        conn_task.contains("idle") && conn_task.contains("waiting: read fd"),
+        "{conn_task}"
+    );
+    let timer = find("housekeeping");
+    assert!(timer.contains("waiting: timer in"), "{timer}");
+    let dumper = find("dump on SIGUSR1");
+    assert!(dumper.contains("running"), "{dumper}");
+    assert_eq!(dump.len(), 4, "tasks beyond the four:\n{}", dump.join("\n"));
+    // The server still serves after the dump.
+    assert_echoes(&mut conn, b"after\n");
+}

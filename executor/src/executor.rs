@@ -9,20 +9,22 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use slab::Slab;
 use tarn_reactor::driver::{with_budget, DriverGuard, Parker, Unparker};
 
+use crate::dump::{TaskId, TaskInfo, Waiting};
 use crate::join::JoinHandle;
 use crate::sync;
 use crate::task::{self, Header, OnExecutor, TaskRef};
@@ -96,11 +98,32 @@ pub(crate) struct Inner {
     id: usize,
     shared: sync::Arc<Shared>,
     queue: RefCell<VecDeque<Job>>,
-    /// Every live task, so that dropping the executor can drop them.
-    tasks: RefCell<Slab<TaskRef>>,
+    /// Every live task, so that dropping the executor can drop them (and a
+    /// task dump can list them).
+    tasks: RefCell<Slab<Entry>>,
+    /// The names of the live tasks spawned with one, by task id (apart
+    /// from the table, so that unnamed tasks pay nothing for names).
+    names: RefCell<HashMap<u64, Rc<str>>>,
+    /// The id of the next task spawned.
+    next_task: Cell<u64>,
+    /// The id of the task being polled (0: none; ids start at 1).
+    running: Cell<u64>,
+    /// The coarse clock tasks' last polls are stamped with: milliseconds
+    /// since `epoch`, read when the executor wakes and every
+    /// `REACTOR_EVERY` polls.
+    clock: Cell<u32>,
+    epoch: Instant,
     parker: Parker,
     main: Arc<MainWaker>,
     on_panic: Option<Rc<PanicHandler>>,
+}
+
+/// A live task in the executor's table.
+struct Entry {
+    task: TaskRef,
+    location: &'static Location<'static>,
+    /// Its name is in `Inner::names`.
+    named: bool,
 }
 
 /// An entry of the run queue.
@@ -132,6 +155,11 @@ impl Shared {
             has_remote: sync::AtomicBool::new(false),
             unparker,
         })
+    }
+
+    /// The executor's number.
+    pub(crate) fn id(&self) -> usize {
+        self.id
     }
 
     /// Takes no more wakes (they are dropped from now on, where they are
@@ -239,6 +267,11 @@ impl ExecutorBuilder {
                 shared,
                 queue: RefCell::new(VecDeque::new()),
                 tasks: RefCell::new(Slab::new()),
+                names: RefCell::new(HashMap::new()),
+                next_task: Cell::new(1),
+                running: Cell::new(0),
+                clock: Cell::new(0),
+                epoch: Instant::now(),
                 parker,
                 main,
                 on_panic: self.on_panic,
@@ -273,8 +306,23 @@ impl LocalExecutor {
     }
 
     /// Spawns a task; it runs when the executor runs.
+    #[track_caller]
     pub fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
-        self.inner.spawn(future)
+        self.inner.spawn(future, None, Location::caller())
+    }
+
+    pub(crate) fn spawn_named<F: Future + 'static>(
+        &self,
+        future: F,
+        name: Option<Rc<str>>,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        self.inner.spawn(future, name, location)
+    }
+
+    /// Every live task of this executor (see [`tasks`](crate::tasks)).
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.inner.tasks()
     }
 
     /// Runs `future` to completion, and the spawned tasks meanwhile.
@@ -297,6 +345,7 @@ impl LocalExecutor {
             let busy = match inner.next() {
                 None => {
                     inner.parker.park();
+                    inner.tick_clock();
                     continue;
                 }
                 Some(Job::Main) => {
@@ -320,6 +369,7 @@ impl LocalExecutor {
             // waiting behind it: look at the reactor now.
             if busy || ticks % REACTOR_EVERY == 0 {
                 driving.react_now();
+                inner.tick_clock();
             }
         }
     }
@@ -360,7 +410,10 @@ impl LocalExecutor {
                     }
                 }
                 Some(Job::Main) => {}
-                None => self.inner.parker.park(),
+                None => {
+                    self.inner.parker.park();
+                    self.inner.tick_clock();
+                }
             }
         }
     }
@@ -397,8 +450,8 @@ impl Drop for LocalExecutor {
         // spawns finds no executor, and its future is dropped at once.
         let _teardown = Teardown::enter(self.inner.on_panic.clone());
         let tasks = std::mem::take(&mut *self.inner.tasks.borrow_mut());
-        for (_, task) in tasks {
-            task.cancel(OnExecutor::of(&self.inner));
+        for (_, entry) in tasks {
+            entry.task.cancel(OnExecutor::of(&self.inner));
         }
         let queue = std::mem::take(&mut *self.inner.queue.borrow_mut());
         drop(queue);
@@ -406,13 +459,28 @@ impl Drop for LocalExecutor {
 }
 
 impl Inner {
-    fn spawn<F: Future + 'static>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output> {
+    #[inline]
+    fn spawn<F: Future + 'static>(
+        self: &Rc<Self>,
+        future: F,
+        name: Option<Rc<str>>,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
         let handle = {
             let mut tasks = self.tasks.borrow_mut();
             let entry = tasks.vacant_entry();
+            let id = self.next_task.get();
+            self.next_task.set(id + 1);
             let (table, queued, handle) =
-                task::allocate(future, entry.key(), sync::Arc::clone(&self.shared));
-            entry.insert(table);
+                task::allocate(future, id, entry.key(), sync::Arc::clone(&self.shared));
+            entry.insert(Entry {
+                task: table,
+                location,
+                named: name.is_some(),
+            });
+            if let Some(name) = name {
+                self.names.borrow_mut().insert(id, name);
+            }
             self.queue.borrow_mut().push_back(Job::Task(queued));
             handle
         };
@@ -436,24 +504,110 @@ impl Inner {
     /// Runs `task`; returns whether it spent its I/O budget, or `None` if
     /// its future was already gone (a stale queue entry: nothing ran).
     fn run_task(&self, task: TaskRef) -> Option<bool> {
-        let (over, busy) = with_budget(|| task.run(OnExecutor::of(self)));
+        let on = OnExecutor::of(self);
+        self.running.set(task.id(on));
+        let (over, busy) = with_budget(|| task.run(on, self.clock.get()));
+        self.running.set(0);
         if over? {
             self.forget(task.as_ptr());
         }
         Some(busy)
     }
 
+    /// Reads the coarse clock anew (see `clock`).
+    fn tick_clock(&self) {
+        self.clock.set(self.millis());
+    }
+
+    /// Milliseconds since `epoch`, saturating.
+    fn millis(&self) -> u32 {
+        u32::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u32::MAX - 1)
+    }
+
+    /// The id of the task being polled, if any.
+    pub(crate) fn running_task(&self) -> Option<TaskId> {
+        let task = self.running.get();
+        (task != 0).then_some(TaskId {
+            executor: self.id,
+            task,
+        })
+    }
+
+    /// Every live task, in spawn order, with what the reactors hold its
+    /// wakers for.
+    pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
+        let on = OnExecutor::of(self);
+        let now = self.millis();
+        let started = Instant::now();
+        let mut waits: std::collections::HashMap<(usize, usize), Vec<Waiting>> =
+            std::collections::HashMap::new();
+        for held in tarn_reactor::held_wakers() {
+            let what = match held.waits_for {
+                tarn_reactor::WaitsFor::Read(fd) => Waiting::Read(fd),
+                tarn_reactor::WaitsFor::Write(fd) => Waiting::Write(fd),
+                tarn_reactor::WaitsFor::Timer(at) => {
+                    Waiting::Timer(at.saturating_duration_since(started))
+                }
+            };
+            waits
+                .entry((held.data, held.vtable))
+                .or_default()
+                .push(what);
+        }
+        let names = self.names.borrow();
+        let mut infos: Vec<TaskInfo> = self
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, entry)| {
+                let snap = entry.task.snapshot(on);
+                let mut waiting = waits
+                    .remove(&(snap.waker.0, snap.waker.1))
+                    .unwrap_or_default();
+                waiting.sort_by_key(|w| match *w {
+                    Waiting::Read(fd) => (0, fd as u128),
+                    Waiting::Write(fd) => (1, fd as u128),
+                    Waiting::Timer(left) => (2, left.as_nanos()),
+                });
+                waiting.dedup();
+                TaskInfo {
+                    id: TaskId {
+                        executor: self.id,
+                        task: snap.id,
+                    },
+                    name: names.get(&snap.id).map(|name| name.to_string()),
+                    location: entry.location,
+                    state: snap.state,
+                    polls: snap.polls,
+                    since_last_poll: snap.last_poll.map(|at| {
+                        std::time::Duration::from_millis(u64::from(now.saturating_sub(at)))
+                    }),
+                    waiting,
+                }
+            })
+            .collect();
+        infos.sort_by_key(|info| info.id);
+        infos
+    }
+
     /// Drops the table's reference to a task whose future is gone (from
     /// `JoinHandle::abort`).
+    #[inline]
     pub(crate) fn forget(&self, task: NonNull<Header>) {
         let key = task::key(task, OnExecutor::of(self));
         let removed = {
             let mut tasks = self.tasks.borrow_mut();
             match tasks.get(key) {
-                Some(entry) if entry.is(task) => tasks.try_remove(key),
+                Some(entry) if entry.task.is(task) => tasks.try_remove(key),
                 _ => None,
             }
         };
+        if let Some(entry) = &removed {
+            if entry.named {
+                let id = entry.task.id(OnExecutor::of(self));
+                self.names.borrow_mut().remove(&id);
+            }
+        }
         drop(removed);
     }
 }
@@ -550,9 +704,20 @@ impl Drop for Teardown {
 ///
 /// Outside [`block_on`] (or [`LocalExecutor::run`]), where no executor
 /// would ever run the task.
+#[track_caller]
 pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
+    spawn_named(future, None, Location::caller())
+}
+
+/// [`spawn`] with a name and the caller's location (for task dumps).
+#[inline]
+pub(crate) fn spawn_named<F: Future + 'static>(
+    future: F,
+    name: Option<Rc<str>>,
+    location: &'static Location<'static>,
+) -> JoinHandle<F::Output> {
     match CURRENT.try_with(|current| current.borrow().clone()) {
-        Ok(Some(inner)) => inner.spawn(future),
+        Ok(Some(inner)) => inner.spawn(future, name, location),
         // This thread's executor state is gone (thread exit), or an
         // executor is being dropped: the task could never run.
         Err(_) => refused(future),
@@ -569,7 +734,7 @@ pub fn spawn<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
 /// cancelled [`JoinError`](crate::JoinError).
 fn refused<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
     let shared = Shared::new(0, Parker::new().unparker(), true);
-    let (table, queued, handle) = task::allocate(future, 0, shared);
+    let (table, queued, handle) = task::allocate(future, 0, 0, shared);
     table.cancel(handle.on_executor());
     drop((table, queued));
     JoinHandle::new(handle, std::rc::Weak::new())
@@ -577,6 +742,14 @@ fn refused<F: Future + 'static>(future: F) -> JoinHandle<F::Output> {
 
 thread_local! {
     static EXECUTOR: LocalExecutor = LocalExecutor::new();
+}
+
+/// Runs `f` with the executor running on this thread, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> Option<R> {
+    let inner = CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()??;
+    Some(f(&inner))
 }
 
 /// Runs `future` to completion on this thread, with the tasks it spawns,

@@ -178,6 +178,13 @@ impl<T> JoinHandle<T> {
             .with_outcome(|outcome| !matches!(outcome, Outcome::Running(_)))
     }
 
+    /// The task's id, as [`tasks`](crate::tasks) and [`try_id`](crate::try_id)
+    /// show it.
+    pub fn id(&self) -> crate::TaskId {
+        let (executor, task) = crate::task::id(self.task.as_ptr(), self.task.on_executor());
+        crate::TaskId { executor, task }
+    }
+
     /// Lets the task run on without a handle (the same as dropping it).
     pub fn detach(self) {}
 }

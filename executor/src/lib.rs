@@ -55,6 +55,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_code)]
 
+mod dump;
 mod executor;
 mod join;
 mod sync;
@@ -65,6 +66,7 @@ mod task_local;
 mod threads;
 mod yield_now;
 
+pub use dump::{tasks, try_id, TaskBuilder, TaskId, TaskInfo, TaskState, Waiting};
 pub use executor::{block_on, spawn, ExecutorBuilder, LocalExecutor};
 pub use join::{JoinError, JoinHandle};
 pub use task_local::{AccessError, LocalKey, Scoped};

@@ -68,9 +68,17 @@ const _: () = {
 
 /// What only the executor's thread touches.
 struct LocalHeader {
+    /// The task's id, unique within its executor (see [`crate::TaskId`]).
+    id: u64,
     /// The task's key in the executor's task table (which cannot hold
-    /// 2^32 tasks: each has a heap allocation of 40 bytes and more).
+    /// 2^32 tasks: each has a heap allocation of 56 bytes and more).
     key: Cell<u32>,
+    /// How many times the future has been polled (wrapping).
+    polls: Cell<u32>,
+    /// When it was last polled, in the executor's coarse clock
+    /// (milliseconds since the executor was made); `NEVER` before the first
+    /// poll.
+    last_poll: Cell<u32>,
     /// The future has not been dropped yet.
     alive: Cell<bool>,
     /// The future is being polled right now.
@@ -142,10 +150,14 @@ pub(crate) struct TaskRef(NonNull<Header>);
 // allocation, which by the module's rules drops nothing thread-bound.
 unsafe impl Send for TaskRef {}
 
-/// Allocates a task for `future` with key `key`, queued to run. Returns the
-/// table's reference, the queue's reference and the join handle's.
+/// `LocalHeader::last_poll` of a task never polled.
+const NEVER: u32 = u32::MAX;
+
+/// Allocates task `id` for `future` with key `key`, queued to run. Returns
+/// the table's reference, the queue's reference and the join handle's.
 pub(crate) fn allocate<F: Future + 'static>(
     future: F,
+    id: u64,
     key: usize,
     shared: Arc<Shared>,
 ) -> (TaskRef, TaskRef, Handle<F::Output>) {
@@ -159,7 +171,10 @@ pub(crate) fn allocate<F: Future + 'static>(
                     scheduled: AtomicBool::new(true),
                 },
                 local: ThreadBound(LocalHeader {
+                    id,
                     key: Cell::new(task_key(key)),
+                    polls: Cell::new(0),
+                    last_poll: Cell::new(NEVER),
                     alive: Cell::new(true),
                     polling: Cell::new(false),
                     cancel: Cell::new(false),
@@ -309,7 +324,10 @@ impl TaskRef {
     /// during the poll), so the executor drops it from its table; `None`
     /// for an entry that outlived its future (woken during its last poll,
     /// say), which ran nothing.
-    pub(crate) fn run(&self, on: OnExecutor<'_>) -> Option<bool> {
+    ///
+    /// `now` is the executor's coarse clock, recorded as the task's last
+    /// poll.
+    pub(crate) fn run(&self, on: OnExecutor<'_>, now: u32) -> Option<bool> {
         let header = self.header();
         let local = header.local.get(on);
         if !local.alive.get() {
@@ -327,6 +345,8 @@ impl TaskRef {
         // (Found by the loom model below.)
         header.sync.scheduled.swap(false, Ordering::Acquire);
         local.polling.set(true);
+        local.polls.set(local.polls.get().wrapping_add(1));
+        local.last_poll.set(now.min(NEVER - 1));
         // SAFETY: the raw waker is this task's pointer with the waker vtable;
         // `ManuallyDrop` keeps it from releasing a reference it never took.
         let waker = ManuallyDrop::new(unsafe {
@@ -356,6 +376,31 @@ impl TaskRef {
         cancel(self.0, on)
     }
 
+    /// What the task is doing, for a task dump.
+    pub(crate) fn snapshot(&self, on: OnExecutor<'_>) -> Snapshot {
+        let header = self.header();
+        let local = header.local.get(on);
+        let state = if local.polling.get() {
+            crate::dump::TaskState::Running
+        } else if header.sync.scheduled.load(Ordering::Acquire) {
+            crate::dump::TaskState::Scheduled
+        } else {
+            crate::dump::TaskState::Idle
+        };
+        Snapshot {
+            id: local.id,
+            state,
+            polls: local.polls.get(),
+            last_poll: Some(local.last_poll.get()).filter(|&t| t != NEVER),
+            waker: WakerIdentity(self.0.as_ptr() as usize, &WAKER as *const _ as usize),
+        }
+    }
+
+    /// The task's id.
+    pub(crate) fn id(&self, on: OnExecutor<'_>) -> u64 {
+        self.header().local.get(on).id
+    }
+
     /// Whether this is a reference to the task at `ptr`.
     pub(crate) fn is(&self, ptr: NonNull<Header>) -> bool {
         self.0 == ptr
@@ -365,6 +410,30 @@ impl TaskRef {
     pub(crate) fn as_ptr(&self) -> NonNull<Header> {
         self.0
     }
+}
+
+/// What a task dump reads of a task's header.
+pub(crate) struct Snapshot {
+    pub(crate) id: u64,
+    pub(crate) state: crate::dump::TaskState,
+    pub(crate) polls: u32,
+    /// The executor's coarse clock at the last poll.
+    pub(crate) last_poll: Option<u32>,
+    /// The task's waker as data and vtable addresses, to find it among
+    /// the wakers the reactor holds.
+    pub(crate) waker: WakerIdentity,
+}
+
+/// A waker's data and vtable addresses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct WakerIdentity(pub(crate) usize, pub(crate) usize);
+
+/// The executor's and the task's numbers of the task at `ptr`, whose
+/// reference the caller holds.
+pub(crate) fn id(ptr: NonNull<Header>, on: OnExecutor<'_>) -> (usize, u64) {
+    // SAFETY: the caller holds a reference.
+    let header = unsafe { ptr.as_ref() };
+    (header.sync.shared.id(), header.local.get(on).id)
 }
 
 /// The key in the executor's table of the task at `ptr`, whose reference
@@ -535,10 +604,12 @@ mod tests {
     /// Every connection's task carries a header and a join slot beside its
     /// future; they are part of the idle-connection memory budget.
     #[test]
-    #[cfg(target_pointer_width = "64")]
+    // loom's atomics and `Arc` are larger than std's: the budget is std's.
+    #[cfg(all(target_pointer_width = "64", not(loom)))]
     fn the_task_header_stays_small() {
-        assert_eq!(std::mem::size_of::<super::Header>(), 40);
-        assert!(std::mem::size_of::<super::Prefix<()>>() <= 64);
+        // 16 of the 56 bytes are the task dump's: id, polls, last poll.
+        assert_eq!(std::mem::size_of::<super::Header>(), 56);
+        assert!(std::mem::size_of::<super::Prefix<()>>() <= 80);
     }
 }
 
@@ -692,8 +763,8 @@ mod model {
                 polls: 0,
                 abort_self: Rc::clone(&abort_self),
             };
-            let (table, queued, handle) = allocate(future, 0, Arc::clone(&shared));
-            assert_eq!(queued.run(on()), Some(false));
+            let (table, queued, handle) = allocate(future, 1, 0, Arc::clone(&shared));
+            assert_eq!(queued.run(on(), 0), Some(false));
             drop(queued);
             World {
                 probe,
@@ -710,7 +781,7 @@ mod model {
             self.shared.drain_remote_into(&mut queue);
             for job in queue {
                 if let Job::Task(task) = job {
-                    task.run(on());
+                    task.run(on(), 0);
                 }
             }
         }
@@ -779,7 +850,7 @@ mod model {
             let waker = world.probe.waker();
             let other = thread::spawn(move || waker.wake());
             // The second poll: it aborts itself.
-            assert_eq!(world.table.run(on()), Some(true));
+            assert_eq!(world.table.run(on(), 0), Some(true));
             other.join().unwrap();
             world.run_remote();
             assert!(world.outcome_is(|o| matches!(o, Outcome::Done(Err(e)) if e.is_cancelled())));
@@ -797,7 +868,7 @@ mod model {
             let waker = world.probe.waker();
             let other = thread::spawn(move || drop(waker));
             world.probe.ready.store(true, SeqCst);
-            assert_eq!(world.table.run(on()), Some(true));
+            assert_eq!(world.table.run(on(), 0), Some(true));
             let World {
                 probe,
                 shared,

@@ -50,5 +50,8 @@ mod watch;
 
 pub use async_fd::{Async, Readiness, WaitSlot};
 pub use driver::drive;
-pub use reactor::{reactors, sources, stats, Reactor, ReactorInfo, SourceInfo, Stats};
+pub use reactor::{
+    held_wakers, reactors, sources, stats, HeldWaker, Reactor, ReactorInfo, SourceInfo, Stats,
+    WaitsFor,
+};
 pub use timer::{timeout, TimedOut, Timeout, Timer};

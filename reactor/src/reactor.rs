@@ -144,6 +144,41 @@ pub struct SourceInfo {
     pub reactor: u64,
 }
 
+/// A waker a reactor holds, and what for: what a task dump needs to say
+/// where a task waits. The reactor knows nothing of tasks; an executor
+/// recognises its own tasks' wakers by their data and vtable addresses
+/// ([`Waker::data`], [`Waker::vtable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldWaker {
+    /// The waker's data pointer, as an address.
+    pub data: usize,
+    /// Its vtable's address.
+    pub vtable: usize,
+    /// What it waits for.
+    pub waits_for: WaitsFor,
+}
+
+/// What a [`HeldWaker`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitsFor {
+    /// The fd to become readable.
+    Read(RawFd),
+    /// The fd to become writable.
+    Write(RawFd),
+    /// A timer due at this instant (to within a nanosecond).
+    Timer(Instant),
+}
+
+impl HeldWaker {
+    fn new(waker: &Waker, waits_for: WaitsFor) -> HeldWaker {
+        HeldWaker {
+            data: waker.data() as usize,
+            vtable: waker.vtable() as *const _ as usize,
+            waits_for,
+        }
+    }
+}
+
 /// The shared reactor, once created.
 #[cfg(not(loom))]
 static SHARED: OnceLock<Arc<Reactor>> = OnceLock::new();
@@ -403,6 +438,33 @@ impl Reactor {
             .collect()
     }
 
+    /// Every waker this reactor holds, for its sources and its timers (a
+    /// snapshot; for task dumps).
+    pub fn held_wakers(&self) -> Vec<HeldWaker> {
+        let sources: Vec<Arc<Source>> = crate::sync::lock(&self.sources)
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect();
+        let mut held = Vec::new();
+        for source in &sources {
+            let fd = source.fd;
+            source.each_waker(|waker, write| {
+                let what = if write {
+                    WaitsFor::Write(fd)
+                } else {
+                    WaitsFor::Read(fd)
+                };
+                held.push(HeldWaker::new(waker, what));
+            });
+        }
+        let epoch = self.epoch;
+        lock(&self.timers).queue.each(|when, waker| {
+            let at = epoch + std::time::Duration::from_nanos(when);
+            held.push(HeldWaker::new(waker, WaitsFor::Timer(at)));
+        });
+        held
+    }
+
     /// A waker was stored here: make sure somebody will drive this reactor
     /// (see [`driver`](crate::driver)); an error if nobody can.
     pub(crate) fn ensure_driven(self: &Arc<Self>, waker: &Waker) -> io::Result<()> {
@@ -594,6 +656,15 @@ pub fn reactors() -> Vec<ReactorInfo> {
             thread: r.thread.clone(),
             stats: r.stats(),
         })
+        .collect()
+}
+
+/// Every waker any reactor holds, and what it waits for (see
+/// [`HeldWaker`]): how an executor's task dump finds where its tasks wait.
+pub fn held_wakers() -> Vec<HeldWaker> {
+    Reactor::all()
+        .iter()
+        .flat_map(|r| r.held_wakers())
         .collect()
 }
 

@@ -176,6 +176,19 @@ struct Extra {
 }
 
 impl Waiters {
+    /// Calls `f` with every waker stored (for a task dump).
+    fn each(&self, f: &mut impl FnMut(&Waker)) {
+        self.waker.iter().for_each(&mut *f);
+        if let Some(extra) = self.extra.as_deref() {
+            extra.wakers.iter().for_each(&mut *f);
+            extra
+                .waiters
+                .iter()
+                .filter_map(|(_, w)| w.as_ref())
+                .for_each(&mut *f);
+        }
+    }
+
     fn waiting(&self) -> usize {
         let extra = self.extra.as_deref().map_or(0, |extra| {
             extra.wakers.len() + extra.waiters.iter().filter(|(_, w)| w.is_some()).count()
@@ -559,6 +572,13 @@ impl Source {
     }
 
     /// How many wakers wait on each direction.
+    /// Calls `f` with every waker stored, and whether it waits to write.
+    pub(crate) fn each_waker(&self, mut f: impl FnMut(&Waker, bool)) {
+        let state = self.state();
+        state.waiters[0].each(&mut |w| f(w, false));
+        state.waiters[1].each(&mut |w| f(w, true));
+    }
+
     pub(crate) fn waiting(&self) -> Waiting {
         let state = self.state();
         Waiting {

@@ -137,6 +137,18 @@ enum Place {
 }
 
 impl TimerQueue {
+    /// Calls `f` with every pending timer's deadline (ns from the
+    /// reactor's epoch) and waker, in no particular order (for a task dump).
+    pub(crate) fn each(&self, mut f: impl FnMut(u64, &Waker)) {
+        for bucket in self.ring.iter().chain(self.far.values()) {
+            for entry in &bucket.entries {
+                if let Some(waker) = &entry.waker {
+                    f(entry.when, waker);
+                }
+            }
+        }
+    }
+
     /// How many timers are pending.
     pub(crate) fn len(&self) -> usize {
         self.live
