@@ -134,6 +134,10 @@ pub mod process {
 ///   poll); `examples/task_dump.rs` prints it on `SIGUSR1`.
 /// - Names through [`Builder`](task::Builder), ids ([`try_id`](task::try_id),
 ///   `JoinHandle::id`), spawn locations recorded by every `spawn`.
+/// - Task groups ([`TaskGroup`](task::TaskGroup)) that own their tasks:
+///   outcomes as tasks end, abort-all on drop, and a graceful
+///   [`shutdown`](task::TaskGroup::shutdown) (`examples/echo.rs` stops so on
+///   `SIGINT`/`SIGTERM`).
 /// - Task-local values ([`task_local!`](crate::task_local),
 ///   [`LocalKey`](task::LocalKey)), set for the span of a future and seen
 ///   by the code it runs.
@@ -168,7 +172,8 @@ pub mod process {
 pub mod task {
     pub use tarn_executor::TaskBuilder as Builder;
     pub use tarn_executor::{
-        tasks, try_id, AccessError, LocalKey, Scoped, TaskId, TaskInfo, TaskState, Waiting,
+        tasks, try_id, AccessError, LocalKey, Scoped, Stopped, TaskGroup, TaskId, TaskInfo,
+        TaskState, Waiting,
     };
 }
 

@@ -650,3 +650,47 @@ fn task_dump_prints_every_task_and_what_it_waits_for_on_sigusr1() {
     // The server still serves after the dump.
     assert_echoes(&mut conn, b"after\n");
 }
+
+#[test]
+fn echo_stops_gracefully_on_sigterm_ending_what_ends_and_aborting_the_rest() {
+    let (mut server, addr) = Running::server("echo");
+    let mut leaving = connect(addr);
+    let mut staying = connect(addr);
+    assert_echoes(&mut leaving, b"bye\n");
+    assert_echoes(&mut staying, b"still here\n");
+    // SAFETY: kill takes no pointers; the example listens for SIGTERM.
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let line = server.line();
+    assert!(
+        line.contains("SIGTERM: stopping, 2 connections open"),
+        "{line}"
+    );
+    let asked = Instant::now();
+    drop(leaving);
+    let line = server.line();
+    assert!(
+        line.contains("stopped: 1 connections ended, 1 aborted"),
+        "{line}"
+    );
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "stopped before its grace period: {took:?}"
+    );
+    // The aborted connection is closed, and the server has exited.
+    let mut buf = [0; 8];
+    assert_eq!(
+        staying.read(&mut buf).unwrap_or(0),
+        0,
+        "the aborted connection stays open"
+    );
+    let deadline = Instant::now() + CHILD_PATIENCE;
+    while server.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = server.child.try_wait().unwrap().expect("echo did not exit");
+    assert!(status.success(), "echo exited with {status}");
+}

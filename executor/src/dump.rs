@@ -195,6 +195,15 @@ impl TaskBuilder {
         crate::executor::spawn_named(future, self.name.clone(), Location::caller())
     }
 
+    /// Spawns a task on this thread's executor as spawned at `location`.
+    pub(crate) fn spawn_at<F: Future + 'static>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        crate::executor::spawn_named(future, self.name.clone(), location)
+    }
+
     /// Spawns a task on `executor`.
     #[track_caller]
     pub fn spawn_on<F: Future + 'static>(

@@ -140,6 +140,10 @@ pub struct JoinHandle<T> {
     executor: Weak<Inner>,
 }
 
+// The output lives in the task's heap allocation, never in the handle:
+// moving a handle moves no `T`, whatever `T` is.
+impl<T> Unpin for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
     /// The handle of a task just spawned on `executor`.
     pub(crate) fn new(task: Handle<T>, executor: Weak<Inner>) -> JoinHandle<T> {

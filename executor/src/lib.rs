@@ -57,6 +57,7 @@
 
 mod dump;
 mod executor;
+mod group;
 mod join;
 mod sync;
 // The one-allocation task, reached through raw pointers.
@@ -68,6 +69,7 @@ mod yield_now;
 
 pub use dump::{tasks, try_id, TaskBuilder, TaskId, TaskInfo, TaskState, Waiting};
 pub use executor::{block_on, spawn, ExecutorBuilder, LocalExecutor};
+pub use group::{Stopped, TaskGroup};
 pub use join::{JoinError, JoinHandle};
 pub use task_local::{AccessError, LocalKey, Scoped};
 pub use threads::{Executors, PerCore};

@@ -19,15 +19,20 @@ fn on_poll_and_select_backends() {
     rerun_on_poll_and_select("on_poll_and_select_backends", None);
 }
 
+/// The value of `$e` and the line it is on.
+macro_rules! at_line {
+    ($e:expr) => {
+        ($e, line!())
+    };
+}
+
 #[test]
 fn the_dump_names_each_task_where_it_was_spawned_with_its_id() {
     block_on(async {
         assert_eq!(try_id(), None, "the block_on future is not a task");
-        let (line_a, a) = (
-            line!(),
-            TaskBuilder::new().name("first").spawn(async { try_id() }),
-        );
-        let (line_b, b) = (line!(), spawn(async { try_id() }));
+        let first = TaskBuilder::new().name("first");
+        let (a, line_a) = at_line!(first.spawn(async { try_id() }));
+        let (b, line_b) = at_line!(spawn(async { try_id() }));
         let dump = tasks();
         assert_eq!(dump.len(), 2);
         assert_eq!(dump[0].name.as_deref(), Some("first"));
