@@ -6,8 +6,14 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tarn_executor::{block_on, Stopped, TaskBuilder, TaskGroup};
+use tarn_executor::{block_on, yield_now, Stopped, TaskBuilder, TaskGroup};
 use tarn_reactor::Timer;
+use tarn_test_support::rerun_on_poll_and_select;
+
+#[test]
+fn on_poll_and_select_backends() {
+    rerun_on_poll_and_select("on_poll_and_select_backends", None);
+}
 
 /// Sets its flag when dropped.
 struct Flag(Rc<Cell<bool>>);
@@ -127,5 +133,31 @@ fn join_next_is_cancel_safe() {
         let early = tarn_reactor::timeout(Duration::from_millis(5), group.join_next()).await;
         assert!(early.is_err(), "nothing had ended yet");
         assert_eq!(group.join_next().await.unwrap().unwrap(), "late");
+    });
+}
+
+#[test]
+fn try_join_next_reaps_what_has_ended_so_nothing_piles_up() {
+    block_on(async {
+        let group = TaskGroup::new();
+        let mut reaped = 0;
+        for i in 0..1000 {
+            group.spawn(async move { i });
+            if i % 10 == 9 {
+                yield_now().await;
+                while let Some(outcome) = group.try_join_next() {
+                    outcome.unwrap();
+                    reaped += 1;
+                }
+                assert!(group.len() <= 10, "{} tasks held", group.len());
+            }
+        }
+        yield_now().await;
+        while group.try_join_next().is_some() {
+            reaped += 1;
+        }
+        assert_eq!(reaped, 1000);
+        assert!(group.is_empty());
+        assert!(tarn_executor::tasks().is_empty());
     });
 }
