@@ -43,9 +43,11 @@ fn main() -> io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".into());
     tarn::block_on(async {
+        // Before saying it listens: whoever counts its fds from then on
+        // sees the signal pipe among them.
+        let mut stop = Signals::new([Signal::INT, Signal::TERM])?;
         let listener = TcpListener::bind(&addr).await?;
         println!("echo: listening on {}", listener.local_addr()?);
-        let mut stop = Signals::new([Signal::INT, Signal::TERM])?;
         let connections = TaskGroup::new();
         let accepting = async {
             loop {

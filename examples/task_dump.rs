@@ -57,6 +57,9 @@ fn main() -> io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".into());
     tarn::block_on(async {
+        // Listening for SIGUSR1 before saying so: until then its default
+        // action would end the process.
+        let mut signals = Signals::new([Signal::USR1])?;
         let listener = TcpListener::bind(&addr).await?;
         println!(
             "task_dump: listening on {} (pid {}); send SIGUSR1 for a task dump",
@@ -73,7 +76,6 @@ fn main() -> io::Result<()> {
                 }
             })
             .detach();
-        let mut signals = Signals::new([Signal::USR1])?;
         Builder::new()
             .name("dump on SIGUSR1")
             .spawn(async move {
