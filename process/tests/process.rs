@@ -318,3 +318,40 @@ fn without_pidfds_sigchld_watches_the_children() {
         },
     );
 }
+
+#[test]
+fn a_child_dropped_on_a_thread_whose_executor_has_returned_is_still_reaped() {
+    bounded("dropped_where_no_executor_runs_any_more", || {
+        for thread_stays in [true, false] {
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                let pid = run(async {
+                    let child = Command::new("sleep").arg("0.2").spawn().unwrap();
+                    let pid = child.id();
+                    drop(child);
+                    pid
+                });
+                pid_tx.send(pid).unwrap();
+                // No executor runs on this thread from here on; its
+                // reactor holds the dropped child's pidfd.
+                if thread_stays {
+                    let _ = done_rx.recv();
+                }
+            });
+            let pid = pid_rx.recv().unwrap();
+            let deadline = Instant::now() + REAPED;
+            while child_state(pid).is_some() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                child_state(pid),
+                None,
+                "child {pid} not reaped (its thread {})",
+                if thread_stays { "idle" } else { "gone" }
+            );
+            drop(done_tx);
+            thread.join().unwrap();
+        }
+    });
+}
