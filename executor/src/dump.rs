@@ -86,7 +86,7 @@ pub struct TaskInfo {
     pub location: &'static Location<'static>,
     /// What it is doing now.
     pub state: TaskState,
-    /// How many times it has been polled.
+    /// How many times it has been polled (saturating at `u32::MAX`).
     pub polls: u32,
     /// How long ago its last poll started (to within the executor's
     /// coarse clock, a few milliseconds); `None` if never polled.

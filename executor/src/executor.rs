@@ -519,9 +519,9 @@ impl Inner {
         self.clock.set(self.millis());
     }
 
-    /// Milliseconds since `epoch`, saturating.
+    /// Milliseconds since `epoch`, wrapping (see `LocalHeader::last_poll`).
     fn millis(&self) -> u32 {
-        u32::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u32::MAX - 1)
+        self.epoch.elapsed().as_millis() as u32
     }
 
     /// The id of the task being polled, if any.
@@ -580,7 +580,7 @@ impl Inner {
                     state: snap.state,
                     polls: snap.polls,
                     since_last_poll: snap.last_poll.map(|at| {
-                        std::time::Duration::from_millis(u64::from(now.saturating_sub(at)))
+                        std::time::Duration::from_millis(u64::from(now.wrapping_sub(at)))
                     }),
                     waiting,
                 }

@@ -7,10 +7,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::Location;
-use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use slab::Slab;
@@ -193,24 +191,22 @@ impl<T: 'static> TaskGroup<T> {
         loop {
             let key = self.inner.ended.borrow_mut().pop_front()?;
             let mut tasks = self.inner.tasks.borrow_mut();
-            let finished = match tasks.get(key) {
-                Some(Some(handle)) => handle.is_finished(),
+            let outcome = match tasks.get_mut(key) {
+                Some(Some(handle)) => handle.take_outcome(),
                 _ => continue,
             };
-            if !finished {
+            match outcome {
+                Some(outcome) => {
+                    tasks.remove(key);
+                    return Some(outcome);
+                }
                 // Its future is gone but its outcome not yet recorded (this
                 // runs inside the future's own destructor): later.
-                drop(tasks);
-                self.inner.ended.borrow_mut().push_front(key);
-                return None;
-            }
-            let Some(mut handle) = tasks.remove(key) else {
-                continue;
-            };
-            drop(tasks);
-            let mut cx = Context::from_waker(noop_waker());
-            if let Poll::Ready(outcome) = Pin::new(&mut handle).poll(&mut cx) {
-                return Some(outcome);
+                None => {
+                    drop(tasks);
+                    self.inner.ended.borrow_mut().push_front(key);
+                    return None;
+                }
             }
         }
     }
@@ -297,14 +293,4 @@ impl<T: 'static> fmt::Debug for TaskGroup<T> {
             .field("tasks", &self.len())
             .finish()
     }
-}
-
-/// A waker that does nothing, for a poll whose result is known to be ready.
-fn noop_waker() -> &'static Waker {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    static NOOP: OnceLock<Waker> = OnceLock::new();
-    NOOP.get_or_init(|| Waker::from(Arc::new(Noop)))
 }

@@ -191,6 +191,18 @@ impl<T> JoinHandle<T> {
 
     /// Lets the task run on without a handle (the same as dropping it).
     pub fn detach(self) {}
+
+    /// The task's outcome if it has one, without waiting (and without a
+    /// waker): for a `TaskGroup` reaping tasks it knows have ended.
+    pub(crate) fn take_outcome(&mut self) -> Option<Result<T, JoinError>> {
+        self.task.with_outcome(|outcome| match outcome {
+            Outcome::Done(_) => match std::mem::replace(outcome, Outcome::Taken) {
+                Outcome::Done(result) => Some(result),
+                _ => unreachable!(),
+            },
+            Outcome::Running(_) | Outcome::Taken => None,
+        })
+    }
 }
 
 impl<T> Future for JoinHandle<T> {

@@ -73,11 +73,12 @@ struct LocalHeader {
     /// The task's key in the executor's task table (which cannot hold
     /// 2^32 tasks: each has a heap allocation of 56 bytes and more).
     key: Cell<u32>,
-    /// How many times the future has been polled (wrapping).
+    /// How many times the future has been polled (saturating; 0: never,
+    /// and `last_poll` means nothing yet).
     polls: Cell<u32>,
     /// When it was last polled, in the executor's coarse clock
-    /// (milliseconds since the executor was made); `NEVER` before the first
-    /// poll.
+    /// (milliseconds since the executor was made, wrapping: differences
+    /// are right for polls less than 49 days apart).
     last_poll: Cell<u32>,
     /// The future has not been dropped yet.
     alive: Cell<bool>,
@@ -150,9 +151,6 @@ pub(crate) struct TaskRef(NonNull<Header>);
 // allocation, which by the module's rules drops nothing thread-bound.
 unsafe impl Send for TaskRef {}
 
-/// `LocalHeader::last_poll` of a task never polled.
-const NEVER: u32 = u32::MAX;
-
 /// Allocates task `id` for `future` with key `key`, queued to run. Returns
 /// the table's reference, the queue's reference and the join handle's.
 pub(crate) fn allocate<F: Future + 'static>(
@@ -174,7 +172,7 @@ pub(crate) fn allocate<F: Future + 'static>(
                     id,
                     key: Cell::new(task_key(key)),
                     polls: Cell::new(0),
-                    last_poll: Cell::new(NEVER),
+                    last_poll: Cell::new(0),
                     alive: Cell::new(true),
                     polling: Cell::new(false),
                     cancel: Cell::new(false),
@@ -345,8 +343,8 @@ impl TaskRef {
         // (Found by the loom model below.)
         header.sync.scheduled.swap(false, Ordering::Acquire);
         local.polling.set(true);
-        local.polls.set(local.polls.get().wrapping_add(1));
-        local.last_poll.set(now.min(NEVER - 1));
+        local.polls.set(local.polls.get().saturating_add(1));
+        local.last_poll.set(now);
         // SAFETY: the raw waker is this task's pointer with the waker vtable;
         // `ManuallyDrop` keeps it from releasing a reference it never took.
         let waker = ManuallyDrop::new(unsafe {
@@ -391,7 +389,7 @@ impl TaskRef {
             id: local.id,
             state,
             polls: local.polls.get(),
-            last_poll: Some(local.last_poll.get()).filter(|&t| t != NEVER),
+            last_poll: (local.polls.get() > 0).then(|| local.last_poll.get()),
             waker: WakerIdentity(self.0.as_ptr() as usize, &WAKER as *const _ as usize),
         }
     }

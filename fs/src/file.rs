@@ -492,18 +492,8 @@ impl Drop for File {
     fn drop(&mut self) {
         // What is gathered is written in the background; its error has
         // nobody to go to (flush or close first to see it).
-        if let State::Idle(Some(inner)) = &mut self.state {
-            if inner.mode == Mode::Write && !inner.buf.is_empty() {
-                let inner = std::mem::replace(
-                    inner,
-                    Inner {
-                        file: Arc::clone(&self.std),
-                        path: None,
-                        buf: Vec::new(),
-                        pos: 0,
-                        mode: Mode::Empty,
-                    },
-                );
+        if let State::Idle(slot) = &mut self.state {
+            if let Some(inner) = slot.take_if(|i| i.mode == Mode::Write && !i.buf.is_empty()) {
                 let _ = tarn_blocking::try_unblock(move || drop(inner.write()));
             }
         }
