@@ -16,7 +16,7 @@
 //! servers serve curl, h2load and Python's sockets and websockets; nothing
 //! hangs (each run has a watchdog) and no fd or reactor entry is left
 //! behind. Every run prints its seed: `TARN_FAULT_SEED=<seed>` with
-//! `TARN_SELECTOR=<backend>` replays it.
+//! `TARN_SELECTOR=<backend>` replays its random draws (not the timing).
 //!
 //! Short mode: 32 MiB through the echo; `TARN_SOAK=1`: 1 GiB, and more
 //! connections everywhere.
@@ -34,7 +34,7 @@ use futures::future::try_join_all;
 use tarn::net::{TcpListener, TcpStream};
 use tarn_test_support::{
     backends, connect_with_timeouts, eventually, figure, injected, isolated_under_faults,
-    set_injecting, sized, ExampleServer, FaultyChild, Injected, PATIENCE,
+    set_injecting, sized, watchdog, ExampleServer, FaultyChild, Injected, PATIENCE,
 };
 
 /// The faults a server must absorb without an error reaching its code:
@@ -336,7 +336,19 @@ fn assert_h2load_all_succeed(url: &str, requests: usize, args: &[&str]) {
 fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
     let requests = sized(2_000, 50_000);
     for backend in backends() {
-        let echo_run = FaultyChild::new();
+        let (echo_run, hyper_run, ws_run) =
+            (FaultyChild::new(), FaultyChild::new(), FaultyChild::new());
+        // A server stalled by a fault would leave its client (h2load has no
+        // deadline) waiting for ever: fail instead, naming the seeds.
+        let _watchdog = watchdog(
+            &format!(
+                "examples under faults (seeds: echo {}, hyper_server {}, websocket_echo {})",
+                echo_run.seed(),
+                hyper_run.seed(),
+                ws_run.seed()
+            ),
+            sized(3 * PATIENCE, Duration::from_secs(30 * 60)),
+        );
         let mut echo =
             ExampleServer::start_with("echo", &backend, |cmd| echo_run.apply(cmd, ABSORBED));
         let echo_fds = echo.open_fds();
@@ -366,7 +378,6 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
         let echo_faults = echo_run.injected();
         assert_all_absorbed_faults_injected(&format!("echo on {backend}"), &echo_faults);
 
-        let hyper_run = FaultyChild::new();
         let mut hyper = ExampleServer::start_with("hyper_server", &backend, |cmd| {
             hyper_run.apply(cmd, ABSORBED)
         });
@@ -378,7 +389,6 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
         hyper.assert_running();
         let hyper_faults = hyper_run.injected();
 
-        let ws_run = FaultyChild::new();
         let mut ws = ExampleServer::start_with("websocket_echo", &backend, |cmd| {
             ws_run.apply(cmd, ABSORBED)
         });

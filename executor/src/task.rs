@@ -884,6 +884,34 @@ mod model {
         });
     }
 
+    /// The same with the task detached: its join handle is dropped before
+    /// the poll that completes it, so nobody takes the output. It is dropped
+    /// at once, on the executor's thread, not left for whichever thread
+    /// lets go of the task last.
+    #[test]
+    fn a_detached_tasks_output_is_dropped_on_the_executors_thread() {
+        loom::model(|| {
+            let mut world = World::new();
+            drop(world.handle.take());
+            let waker = world.probe.waker();
+            let other = thread::spawn(move || drop(waker));
+            world.probe.ready.store(true, SeqCst);
+            assert_eq!(world.table.run(on(), 0), Some(true));
+            let World {
+                probe,
+                shared,
+                table,
+                ..
+            } = world;
+            drop(table);
+            drop(probe.waker.lock().unwrap().take());
+            other.join().unwrap();
+            assert_eq!(probe.future_drops.load(SeqCst), 1);
+            assert_eq!(probe.output_drops.load(SeqCst), 1);
+            assert_eq!(Arc::strong_count(&shared), 1, "the task was not freed");
+        });
+    }
+
     /// The executor is dropped (its queue closed, its tasks cancelled)
     /// while another thread wakes the task: the wake is dropped where it
     /// was made or with the queue, the future once on the executor's

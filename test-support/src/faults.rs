@@ -6,7 +6,10 @@
 //!
 //! A fault schedule is a [`FAULTS_ENV`] spec with a rate per fault and a
 //! [`FAULT_SEED_ENV`] seed. The parent prints the seed it chose; setting
-//! the variable replays it.
+//! the variable replays the schedule of each thread's draws (its
+//! n-th eligible call gets the same fault), not the interleaving: which
+//! calls a thread makes depends on timing, so a replay injects about the
+//! same number of each fault, not the same faults at the same moments.
 
 use std::ffi::CStr;
 use std::fmt;
