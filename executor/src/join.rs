@@ -110,6 +110,19 @@ pub(crate) enum Outcome<T> {
     Taken,
 }
 
+impl<T> Outcome<T> {
+    /// The task's result, leaving `Taken`, if it is done; else nothing changes.
+    fn take_done(&mut self) -> Option<Result<T, JoinError>> {
+        match std::mem::replace(self, Outcome::Taken) {
+            Outcome::Done(result) => Some(result),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
 /// A handle to a spawned task: await it for the task's output.
 ///
 /// Dropping the handle detaches the task, which keeps running (a server's
@@ -195,13 +208,7 @@ impl<T> JoinHandle<T> {
     /// The task's outcome if it has one, without waiting (and without a
     /// waker): for a `TaskGroup` reaping tasks it knows have ended.
     pub(crate) fn take_outcome(&mut self) -> Option<Result<T, JoinError>> {
-        self.task.with_outcome(|outcome| match outcome {
-            Outcome::Done(_) => match std::mem::replace(outcome, Outcome::Taken) {
-                Outcome::Done(result) => Some(result),
-                _ => unreachable!(),
-            },
-            Outcome::Running(_) | Outcome::Taken => None,
-        })
+        self.task.with_outcome(Outcome::take_done)
     }
 }
 
@@ -217,10 +224,7 @@ impl<T> Future for JoinHandle<T> {
                 }
                 Poll::Pending
             }
-            Outcome::Done(_) => match std::mem::replace(outcome, Outcome::Taken) {
-                Outcome::Done(result) => Poll::Ready(result),
-                _ => unreachable!(),
-            },
+            Outcome::Done(_) => Poll::Ready(outcome.take_done().expect("the task is done")),
             Outcome::Taken => panic!("JoinHandle polled after it returned the task's result"),
         })
     }

@@ -788,26 +788,37 @@ mod model {
             self.handle.as_ref().unwrap().with_outcome(|o| done(o))
         }
 
-        /// Drops what the executor holds and checks what each part saw.
-        fn finish(mut self, future_drops: usize, output_drops: usize) {
+        /// Drops what the executor holds (the handle, the table's
+        /// reference, the waker the future stored last); returns what checks
+        /// the drops.
+        fn release(mut self) -> (Arc<Probe>, Arc<Shared>) {
             drop(self.handle.take());
             drop(self.table);
-            let probe = self.probe;
-            // The waker the future stored last holds a reference too.
-            drop(probe.waker.lock().unwrap().take());
-            assert_eq!(
-                probe.future_drops.load(SeqCst),
-                future_drops,
-                "future drops"
-            );
-            assert_eq!(
-                probe.output_drops.load(SeqCst),
-                output_drops,
-                "output drops"
-            );
-            // Every reference is gone: the allocation gave its `Arc` back.
-            assert_eq!(Arc::strong_count(&self.shared), 1, "the task was not freed");
+            drop(self.probe.waker.lock().unwrap().take());
+            (self.probe, self.shared)
         }
+
+        /// [`release`](Self::release)s and checks what each part saw.
+        fn finish(self, future_drops: usize, output_drops: usize) {
+            let (probe, shared) = self.release();
+            assert_drops(&probe, &shared, future_drops, output_drops);
+        }
+    }
+
+    /// The future and output were dropped as often as said, and every
+    /// reference to the task is gone: the allocation gave its `Arc` back.
+    fn assert_drops(probe: &Probe, shared: &Arc<Shared>, future_drops: usize, output_drops: usize) {
+        assert_eq!(
+            probe.future_drops.load(SeqCst),
+            future_drops,
+            "future drops"
+        );
+        assert_eq!(
+            probe.output_drops.load(SeqCst),
+            output_drops,
+            "output drops"
+        );
+        assert_eq!(Arc::strong_count(shared), 1, "the task was not freed");
     }
 
     /// Another thread makes the task ready and wakes it while the executor
@@ -867,20 +878,9 @@ mod model {
             let other = thread::spawn(move || drop(waker));
             world.probe.ready.store(true, SeqCst);
             assert_eq!(world.table.run(on(), 0), Some(true));
-            let World {
-                probe,
-                shared,
-                table,
-                handle,
-                ..
-            } = world;
-            drop(handle);
-            drop(table);
-            drop(probe.waker.lock().unwrap().take());
+            let (probe, shared) = world.release();
             other.join().unwrap();
-            assert_eq!(probe.future_drops.load(SeqCst), 1);
-            assert_eq!(probe.output_drops.load(SeqCst), 1);
-            assert_eq!(Arc::strong_count(&shared), 1, "the task was not freed");
+            assert_drops(&probe, &shared, 1, 1);
         });
     }
 
@@ -897,18 +897,9 @@ mod model {
             let other = thread::spawn(move || drop(waker));
             world.probe.ready.store(true, SeqCst);
             assert_eq!(world.table.run(on(), 0), Some(true));
-            let World {
-                probe,
-                shared,
-                table,
-                ..
-            } = world;
-            drop(table);
-            drop(probe.waker.lock().unwrap().take());
+            let (probe, shared) = world.release();
             other.join().unwrap();
-            assert_eq!(probe.future_drops.load(SeqCst), 1);
-            assert_eq!(probe.output_drops.load(SeqCst), 1);
-            assert_eq!(Arc::strong_count(&shared), 1, "the task was not freed");
+            assert_drops(&probe, &shared, 1, 1);
         });
     }
 
