@@ -347,7 +347,7 @@ fn example_servers_serve_ordinary_clients_under_injected_syscall_faults() {
                 hyper_run.seed(),
                 ws_run.seed()
             ),
-            sized(3 * PATIENCE, Duration::from_secs(30 * 60)),
+            common::reliability_patience(),
         );
         let mut echo =
             ExampleServer::start_with("echo", &backend, |cmd| echo_run.apply(cmd, ABSORBED));
