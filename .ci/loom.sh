@@ -9,9 +9,11 @@
 # fallback.rs: the fallback thread stepping aside and back, and a source
 # moving between thread reactors while a foreign task waits on it;
 # executor/src/task.rs: a task's wakes, abort, join handle and
-# executor against a waker on another thread), run over the real code with loom's atomics, mutexes and
-# condition variables in place of std's (each crate's `sync` module). A
-# lost wakeup is a deadlock loom reports.
+# executor against a waker on another thread; executor/src/executor.rs:
+# the real run loop and park against wakes from another thread), run
+# over the real code with loom's atomics, mutexes and condition variables
+# in place of std's (each crate's `sync` module). A lost wakeup is a
+# deadlock loom reports.
 #
 #   bash .ci/loom.sh                          # the bound CI uses (3 preemptions, ~2 min)
 #   LOOM_MAX_PREEMPTIONS=4 bash .ci/loom.sh   # deeper (the fallback models: long)

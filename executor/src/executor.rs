@@ -33,21 +33,21 @@ use crate::task::{self, Header, OnExecutor, TaskRef};
 /// that are always ready cannot starve I/O and timers.
 const REACTOR_EVERY: u32 = 61;
 
-thread_local! {
+sync::thread_locals! {
     /// The executor running on this thread, if any.
-    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<Inner>>> = RefCell::new(None);
     /// The panic handler of the executor running or being dropped on this
     /// thread, if it has one (see [`set_handler`]).
-    static HANDLER: RefCell<Option<Rc<PanicHandler>>> = const { RefCell::new(None) };
+    static HANDLER: RefCell<Option<Rc<PanicHandler>>> = RefCell::new(None);
     /// Whether `HANDLER` holds one: read on every task poll, so a plain
     /// flag rather than a look into the `RefCell`.
-    static HANDLED: Cell<bool> = const { Cell::new(false) };
+    static HANDLED: Cell<bool> = Cell::new(false);
     /// Set while a task's code runs under a panic handler: the process
     /// panic hook then stays quiet.
-    static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
+    static QUIET_PANICS: Cell<bool> = Cell::new(false);
     /// How many executors are being dropped on this thread: a `spawn` from
     /// a destructor they run has no executor to go to.
-    static TEARING_DOWN: Cell<usize> = const { Cell::new(0) };
+    static TEARING_DOWN: Cell<usize> = Cell::new(0);
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -188,7 +188,7 @@ struct Remote {
 
 /// The waker of the future passed to `run`.
 struct MainWaker {
-    scheduled: std::sync::atomic::AtomicBool,
+    scheduled: sync::AtomicBool,
     shared: sync::Arc<Shared>,
 }
 
@@ -258,7 +258,7 @@ impl ExecutorBuilder {
         let parker = Parker::new();
         let shared = Shared::new(id, parker.unparker(), false);
         let main = Arc::new(MainWaker {
-            scheduled: std::sync::atomic::AtomicBool::new(false),
+            scheduled: sync::AtomicBool::new(false),
             shared: sync::Arc::clone(&shared),
         });
         LocalExecutor {
@@ -808,9 +808,127 @@ fn install_quiet_hook() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !QUIET_PANICS.with(|q| q.get()) {
+            // `try_with`: a panic during thread exit finds no flag.
+            if !QUIET_PANICS.try_with(Cell::get).unwrap_or(false) {
                 previous(info);
             }
         }));
     });
+}
+
+/// loom models of the executor's own side of a wake from another thread:
+/// the real `run` loop (`Inner::next`'s look at the remote queue, the
+/// parker's `park`, the main future's scheduled flag) against a thread that
+/// wakes tasks, or the future passed to `run`, while the executor looks at
+/// its queues or sleeps. A lost wakeup leaves the executor parked for good:
+/// a deadlock loom reports. Run by `bash .ci/loom.sh`.
+#[cfg(all(test, loom))]
+mod model {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread::{self, JoinHandle};
+
+    use super::LocalExecutor;
+
+    /// Futures that another thread makes ready and wakes, one after the
+    /// other, once each has been polled (and is `Pending`).
+    struct Group {
+        size: usize,
+        ready: AtomicBool,
+        wakers: Mutex<Vec<Waker>>,
+        waker_thread: Mutex<Option<JoinHandle<()>>>,
+    }
+
+    impl Group {
+        fn new(size: usize) -> Arc<Group> {
+            Arc::new(Group {
+                size,
+                ready: AtomicBool::new(false),
+                wakers: Mutex::new(Vec::new()),
+                waker_thread: Mutex::new(None),
+            })
+        }
+
+        /// A future of the group.
+        fn member(group: &Arc<Group>) -> Member {
+            Member {
+                group: Arc::clone(group),
+                polled: false,
+            }
+        }
+
+        /// Waits for the waking thread.
+        fn join(&self) {
+            let thread = self.waker_thread.lock().unwrap().take();
+            thread.expect("every member was polled").join().unwrap();
+        }
+    }
+
+    struct Member {
+        group: Arc<Group>,
+        polled: bool,
+    }
+
+    impl Future for Member {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let group = Arc::clone(&self.group);
+            if group.ready.load(SeqCst) {
+                return Poll::Ready(());
+            }
+            if !std::mem::replace(&mut self.polled, true) {
+                let mut wakers = group.wakers.lock().unwrap();
+                wakers.push(cx.waker().clone());
+                if wakers.len() == group.size {
+                    let wakers = std::mem::take(&mut *wakers);
+                    let ready = Arc::clone(&group);
+                    *group.waker_thread.lock().unwrap() = Some(thread::spawn(move || {
+                        ready.ready.store(true, SeqCst);
+                        for waker in wakers {
+                            waker.wake();
+                        }
+                    }));
+                }
+            }
+            Poll::Pending
+        }
+    }
+
+    /// Two spawned tasks woken from another thread, one after the other,
+    /// while the executor runs its queue or parks: the second wake may
+    /// come while the executor takes in the first, and `next` still finds
+    /// it; both tasks complete, and so does `run` (woken locally by their
+    /// join handles).
+    #[test]
+    fn tasks_woken_from_another_thread_run() {
+        loom::model(|| {
+            let executor = LocalExecutor::new();
+            let group = Group::new(2);
+            let first = executor.spawn(Group::member(&group));
+            let second = executor.spawn(Group::member(&group));
+            executor.run(async {
+                first.await.expect("the first task completed");
+                second.await.expect("the second task completed");
+            });
+            group.join();
+            assert!(executor.is_empty());
+        });
+    }
+
+    /// The future passed to `run` woken from another thread, maybe during
+    /// its poll: its scheduled flag and the remote queue bring it back.
+    #[test]
+    fn the_main_future_woken_from_another_thread_completes() {
+        loom::model(|| {
+            let executor = LocalExecutor::new();
+            let group = Group::new(1);
+            executor.run(Group::member(&group));
+            group.join();
+        });
+    }
 }
