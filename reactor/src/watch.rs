@@ -32,8 +32,10 @@ const WATCH_BIT: usize = 1 << (usize::BITS - 2);
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
     /// On a thread's reactor: its key on the shared reactor's list while
-    /// watched. The lock also orders `watch` and `unwatch` of one reactor.
-    key: Mutex<Option<usize>>,
+    /// watched. The lock also orders `watch` and `unwatch` of one reactor
+    /// (a loom mutex under `cfg(loom)`: loom operations happen while it is
+    /// held).
+    key: crate::sync::Mutex<Option<usize>>,
     /// On the shared reactor: the reactors it watches.
     list: Mutex<Slab<Weak<Reactor>>>,
     /// `list.len()`, read without the lock on every `react`.
@@ -55,7 +57,7 @@ impl Watch {
 
     /// On a thread's reactor: its key on the watch list, if watched.
     pub(crate) fn key(&self) -> Option<usize> {
-        *lock(&self.key)
+        *crate::sync::lock(&self.key)
     }
 
     /// Whether the shared reactor watches this one.
@@ -81,16 +83,22 @@ pub(crate) fn watch(orphan: &Arc<Reactor>) -> io::Result<()> {
             "tarn: a thread's reactor on a backend without a pollable fd",
         ));
     };
-    let mut key = lock(&orphan.watch.key);
+    let mut key = crate::sync::lock(&orphan.watch.key);
     if key.is_some() {
         return Ok(());
     }
-    if orphan.drivers.load(SeqCst) > 0 {
-        // Its thread drives it again (since the caller looked): no watch,
-        // but that thread must look for a driver when it stops. Its guard
-        // counted itself before it looked for a watch to end, and that
-        // look waits for this lock, so one of us sees the other.
-        orphan.unserved.store(true, SeqCst);
+    // Its thread may drive it again (since the caller looked): then no
+    // watch, but that thread must look for a driver when it stops. Flag
+    // first, then look at the count, both read-modify-writes, as
+    // `ensure_driven_for_others` does: either the last driver's decrement
+    // comes after our look and its swap of the flag sees ours, or our look
+    // sees it gone and we watch. (Looking first and flagging after let the
+    // driver stop in between, seeing no flag: nobody watched, nobody drove.)
+    // A guard that starts meanwhile counted itself before it looked for a
+    // watch to end, and that look waits for this lock. A flag left set
+    // when we do watch costs its thread's next stop one look for a driver.
+    orphan.unserved.swap(true, SeqCst);
+    if orphan.drivers.fetch_add(0, SeqCst) > 0 {
         return Ok(());
     }
     let mut list = lock(&shared.watch.list);
@@ -111,7 +119,7 @@ pub(crate) fn watch(orphan: &Arc<Reactor>) -> io::Result<()> {
 /// Ends the watch of `reactor`, if any (its thread drives it again, or it
 /// is going away).
 pub(crate) fn unwatch(reactor: &Reactor) {
-    let mut key = lock(&reactor.watch.key);
+    let mut key = crate::sync::lock(&reactor.watch.key);
     let Some(at) = key.take() else {
         return;
     };

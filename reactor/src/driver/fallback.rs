@@ -338,4 +338,33 @@ mod model {
             crate::watch::unwatch(&here);
         });
     }
+
+    /// A thread's reactor loses its last driver while a waiter that saw
+    /// no driver asks the shared reactor to watch it (and finds the driver
+    /// still counted): when both are done, the reactor is watched, so the
+    /// fallback thread serves the waiter. (Looking at the count before
+    /// flagging the reactor let the driver stop in between without seeing
+    /// the flag: neither watched nor driven, found by a review.)
+    #[test]
+    fn a_watch_asked_while_the_last_driver_stops_is_not_lost() {
+        loom::model(|| {
+            // `find_driver` then starts no real thread: the watch is what
+            // this model checks.
+            RUNNING.store(true, SeqCst);
+            let reactor = Reactor::for_this_thread().expect("an epoll reactor");
+            start_driving(&reactor);
+            let driver = {
+                let reactor = Arc::clone(&reactor);
+                loom::thread::spawn(move || stop_driving(&reactor, || {}))
+            };
+            crate::watch::watch(&reactor).unwrap();
+            driver.join().unwrap();
+            assert!(
+                reactor.watch.is_watched(),
+                "a reactor nobody drives is not watched: its waiter is never served"
+            );
+            crate::watch::unwatch(&reactor);
+            RUNNING.store(false, SeqCst);
+        });
+    }
 }

@@ -181,9 +181,15 @@ pub(crate) fn ensure_driven_for_others(reactor: &Arc<Reactor>) -> io::Result<()>
             return Ok(());
         }
         // Flag first, then look again: either the last driver, stopping,
-        // sees the flag, or we see that it has stopped.
-        reactor.unserved.store(true, SeqCst);
-        if reactor.drivers.load(SeqCst) > 0 {
+        // sees the flag, or we see that it has stopped. Both looks are
+        // read-modify-writes, as `stop_driving`'s are: a look at `drivers`
+        // that still counts the last driver comes before its decrement in
+        // that counter's order, and the decrement then acquires our flag.
+        // With a plain store and load on both sides this would rest on
+        // `SeqCst`'s single total order (store buffering), which loom does
+        // not model; with read-modify-writes, release and acquire carry it.
+        reactor.unserved.swap(true, SeqCst);
+        if reactor.drivers.fetch_add(0, SeqCst) > 0 {
             return Ok(());
         }
     }
