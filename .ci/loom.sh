@@ -17,11 +17,14 @@
 #
 #   bash .ci/loom.sh                          # the bound CI uses (3 preemptions, ~2 min)
 #   LOOM_MAX_PREEMPTIONS=4 bash .ci/loom.sh   # deeper (the fallback models: long)
-#   LOOM_MAX_PREEMPTIONS= LOOM_SKIP=driver::fallback bash .ci/loom.sh
+#   LOOM_MAX_PREEMPTIONS= LOOM_SKIP="driver::fallback executor::model" bash .ci/loom.sh
 #                                             # unbounded: every interleaving of
-#                                             # every model but the two fallback
-#                                             # ones (four threads; they do not
-#                                             # finish unbounded), ~1 min
+#                                             # every model but the fallback ones
+#                                             # and the executor's run loop (they
+#                                             # do not finish unbounded), ~1 min
+#   LOOM_MAX_PREEMPTIONS=6 LOOM_ONLY=executor::model bash .ci/loom.sh
+#                                             # the run loop's deep mode, ~25 s
+#   (LOOM_SKIP: space-separated name patterns)
 #   LOOM_ONLY=task::model bash .ci/loom.sh    # the models whose path has this
 #
 # It sets `--cfg loom` itself, in a target directory of its own
@@ -44,8 +47,10 @@ for crate in tarn-selector tarn-reactor tarn-executor; do
     began=$SECONDS
     # One model at a time: a failing model aborts its process (loom panics
     # while unwinding), and its output is then the last thing printed.
+    skip=()
+    for pattern in ${LOOM_SKIP:-}; do skip+=(--skip "$pattern"); done
     cargo test --release -q -p "$crate" --lib -- "${LOOM_ONLY:-model::}" \
-        ${LOOM_SKIP:+--skip "$LOOM_SKIP"} --test-threads=1
+        "${skip[@]}" --test-threads=1
     echo "-- loom $crate: $((SECONDS - began)) s"
 done
 echo "loom: every model passed in $((SECONDS - start)) s"
