@@ -773,15 +773,18 @@ mod model {
             }
         }
 
-        /// Runs what other threads queued, as the executor's loop does.
-        fn run_remote(&self) {
+        /// Runs what other threads queued, as the executor's loop does;
+        /// returns what each run returned (`None`: it polled nothing).
+        fn run_remote(&self) -> Vec<Option<bool>> {
             let mut queue = std::collections::VecDeque::new();
             self.shared.drain_remote_into(&mut queue);
+            let mut runs = Vec::new();
             for job in queue {
                 if let Job::Task(task) = job {
-                    task.run(on(), 0);
+                    runs.push(task.run(on(), 0));
                 }
             }
+            runs
         }
 
         fn outcome_is(&self, done: impl FnOnce(&Outcome<Output>) -> bool) -> bool {
@@ -861,7 +864,12 @@ mod model {
             // The second poll: it aborts itself.
             assert_eq!(world.table.run(on(), 0), Some(true));
             other.join().unwrap();
-            world.run_remote();
+            // The wake may have queued it again: that entry polls nothing.
+            let runs = world.run_remote();
+            assert!(
+                runs.iter().all(Option::is_none),
+                "polled again after its abort: {runs:?}"
+            );
             assert!(world.outcome_is(|o| matches!(o, Outcome::Done(Err(e)) if e.is_cancelled())));
             world.finish(1, 0);
         });
