@@ -509,7 +509,7 @@ impl Inner {
         let (over, busy) = with_budget(|| task.run(on, self.clock.get()));
         self.running.set(0);
         if over? {
-            self.forget(task.as_ptr());
+            self.forget(task.key(on), task.as_ptr());
         }
         Some(busy)
     }
@@ -591,10 +591,10 @@ impl Inner {
     }
 
     /// Drops the table's reference to a task whose future is gone (from
-    /// `JoinHandle::abort`).
+    /// `JoinHandle::abort`): the entry at `key`, if it is still the task at
+    /// `task` (the pointer is compared, never dereferenced).
     #[inline]
-    pub(crate) fn forget(&self, task: NonNull<Header>) {
-        let key = task::key(task, OnExecutor::of(self));
+    pub(crate) fn forget(&self, key: usize, task: NonNull<Header>) {
         let removed = {
             let mut tasks = self.tasks.borrow_mut();
             match tasks.get(key) {

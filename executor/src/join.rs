@@ -173,7 +173,7 @@ impl<T> JoinHandle<T> {
         }
         if self.task.cancel() {
             if let Some(executor) = self.executor.upgrade() {
-                executor.forget(self.task.as_ptr());
+                executor.forget(self.task.key(), self.task.as_ptr());
             }
         }
         let waker = self.task.with_outcome(|outcome| match outcome {
@@ -198,7 +198,7 @@ impl<T> JoinHandle<T> {
     /// The task's id, as [`tasks`](crate::tasks) and [`try_id`](crate::try_id)
     /// show it.
     pub fn id(&self) -> crate::TaskId {
-        let (executor, task) = crate::task::id(self.task.as_ptr(), self.task.on_executor());
+        let (executor, task) = self.task.id();
         crate::TaskId { executor, task }
     }
 

@@ -371,7 +371,8 @@ impl TaskRef {
     /// Cancels the task: drops its future now, or right after its poll if
     /// it is the one being polled. Returns whether it was dropped now.
     pub(crate) fn cancel(&self, on: OnExecutor<'_>) -> bool {
-        cancel(self.0, on)
+        // SAFETY: we hold a reference.
+        unsafe { cancel(self.0, on) }
     }
 
     /// What the task is doing, for a task dump.
@@ -392,6 +393,11 @@ impl TaskRef {
             last_poll: (local.polls.get() > 0).then(|| local.last_poll.get()),
             waker: WakerIdentity(self.0.as_ptr() as usize, &WAKER as *const _ as usize),
         }
+    }
+
+    /// The task's key in its executor's table.
+    pub(crate) fn key(&self, on: OnExecutor<'_>) -> usize {
+        self.header().local.get(on).key.get() as usize
     }
 
     /// The task's id.
@@ -426,24 +432,12 @@ pub(crate) struct Snapshot {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct WakerIdentity(pub(crate) usize, pub(crate) usize);
 
-/// The executor's and the task's numbers of the task at `ptr`, whose
-/// reference the caller holds.
-pub(crate) fn id(ptr: NonNull<Header>, on: OnExecutor<'_>) -> (usize, u64) {
-    // SAFETY: the caller holds a reference.
-    let header = unsafe { ptr.as_ref() };
-    (header.sync.shared.id(), header.local.get(on).id)
-}
-
-/// The key in the executor's table of the task at `ptr`, whose reference
-/// the caller (a join handle) holds.
-pub(crate) fn key(ptr: NonNull<Header>, on: OnExecutor<'_>) -> usize {
-    // SAFETY: the caller holds a reference.
-    unsafe { ptr.as_ref() }.local.get(on).key.get() as usize
-}
-
 /// See [`TaskRef::cancel`]; for the join handle, which holds the pointer.
-fn cancel(ptr: NonNull<Header>, on: OnExecutor<'_>) -> bool {
-    // SAFETY: the caller holds a reference.
+///
+/// # Safety
+/// The caller holds a reference to the task at `ptr`.
+unsafe fn cancel(ptr: NonNull<Header>, on: OnExecutor<'_>) -> bool {
+    // SAFETY: the caller holds a reference (this function's contract).
     let header = unsafe { ptr.as_ref() };
     let local = header.local.get(on);
     if local.polling.get() {
@@ -567,7 +561,25 @@ impl<T> Handle<T> {
 
     /// Cancels the task; see [`TaskRef::cancel`].
     pub(crate) fn cancel(&self) -> bool {
-        cancel(self.ptr, self.on_executor())
+        // SAFETY: the handle holds a reference.
+        unsafe { cancel(self.ptr, self.on_executor()) }
+    }
+
+    /// The task's key in its executor's table.
+    pub(crate) fn key(&self) -> usize {
+        // SAFETY: the handle holds a reference.
+        let header = unsafe { self.ptr.as_ref() };
+        header.local.get(self.on_executor()).key.get() as usize
+    }
+
+    /// The executor's and the task's numbers.
+    pub(crate) fn id(&self) -> (usize, u64) {
+        // SAFETY: the handle holds a reference.
+        let header = unsafe { self.ptr.as_ref() };
+        (
+            header.sync.shared.id(),
+            header.local.get(self.on_executor()).id,
+        )
     }
 
     /// The proof a join handle gives: it is `!Send` and `!Sync`, and made
@@ -708,10 +720,10 @@ mod model {
             if self.polls == 2 {
                 if let Some(task) = self.abort_self.get() {
                     // `JoinHandle::abort` from inside the task's own poll.
-                    assert!(
-                        !cancel(task, OnExecutor(PhantomData)),
-                        "dropped during its poll"
-                    );
+                    // SAFETY: the model's `World` holds the table's
+                    // reference while the task runs.
+                    let dropped = unsafe { cancel(task, OnExecutor(PhantomData)) };
+                    assert!(!dropped, "dropped during its poll");
                 }
             }
             let res = if probe.ready.load(SeqCst) {
