@@ -1,16 +1,20 @@
 //! The failures a busy kernel produces and a quiet test machine almost
 //! never shows, injected on a seeded schedule by an `LD_PRELOAD`
 //! interposer (`test-support/faults/interposer.c`, which says exactly what
-//! each fault does): `EINTR` from every wait, spurious readiness (an event
-//! for an fd that is not ready, so the next read or write gets `EAGAIN`),
-//! 1-byte short writes, `accept4` failing with `ECONNABORTED`, `EPROTO`,
-//! `EMFILE` or `ENOBUFS`, and `epoll_ctl` refusing a registration with
-//! `ENOMEM` or `ENOSPC`.
+//! each fault does): `EINTR` from every wait that may sleep, spurious
+//! readiness (a readable or writable event for an fd that is not ready that
+//! way, so the next read or write gets `EAGAIN`), 1-byte short writes,
+//! `accept4` failing with `ECONNABORTED`, `EPROTO`, `EMFILE` or `ENOBUFS`,
+//! and `epoll_ctl` refusing a connection's registration with `ENOMEM` or
+//! `ENOSPC`.
 //!
 //! Under them, on every backend: the checksummed integrity echo completes
 //! with equal checksums and no fault reaches a caller as an error, with
 //! tarn's executor on both ends and with the clients under
-//! `futures::executor` (the fallback thread driving their reactor); a
+//! `futures::executor` (the fallback thread driving their reactor); some
+//! of its clients read slowly, so that sockets on both ends wait with full
+//! send buffers and spurious *writable* events come too (each counted with
+//! what the next send got); a
 //! connection whose registration fails is closed and the server goes on
 //! (epoll, the one backend that registers with the kernel); the example
 //! servers serve curl, h2load and Python's sockets and websockets; nothing
@@ -31,10 +35,12 @@ use std::time::{Duration, Instant};
 use common::children::{run_tool, WEBSOCKET_CLIENT};
 use common::{Held, ServerThread};
 use futures::future::try_join_all;
-use tarn::net::{TcpListener, TcpStream};
+use tarn::io::AsyncWriteExt;
+use tarn::net::{TcpListener, TcpSocket, TcpStream};
 use tarn_test_support::{
-    backends, connect_with_timeouts, eventually, figure, injected, isolated_under_faults,
-    set_injecting, sized, watchdog, ExampleServer, FaultyChild, Injected, PATIENCE,
+    backends, connect_with_timeouts, eventually, figure, fnv1a, injected, isolated_under_faults,
+    set_injecting, sized, watchdog, ExampleServer, FaultyChild, Injected, RandomChunks, Rng,
+    FNV_START, MAX_IO, PATIENCE,
 };
 
 /// The faults a server must absorb without an error reaching its code:
@@ -42,14 +48,97 @@ use tarn_test_support::{
 /// each fault comes even in the shortest run, the echo example's, which
 /// makes only about 70 waits: at 0.2, a fault that never comes there has a
 /// chance of about 1 in 10^6 (at 0.05 it was 1 in 50, and CI once saw it).
-const ABSORBED: &str = "eintr=0.2,spurious=0.2,short=0.25,accept=0.2";
+const ABSORBED: &str = "eintr=0.2,spurious=0.2,short=0.25,accept=0.2,sndbuf=1";
 
 /// Connections streaming through the echo at once.
 const STREAMS: usize = 16;
 
+/// One stream in this many reads slowly ([`stream_through_echo_slowly`]).
+const SLOW_EVERY: u64 = 4;
+
+/// A slow stream's receive buffer (`SO_RCVBUF`, which the kernel doubles).
+const SLOW_RECV_BUFFER: u32 = 4096;
+
+/// A slow stream's reader stops for [`PAUSE`] after each this many bytes.
+const PAUSE_EVERY: usize = 512 << 10;
+
+/// How long a slow stream's reader stops.
+const PAUSE: Duration = Duration::from_millis(20);
+
+/// Like `common::stream_through_echo` (`len` random bytes on one
+/// connection, written and read at once with random sizes, the echo's
+/// length and checksum checked), but with a small receive buffer and a
+/// reader that stops for [`PAUSE`] after each [`PAUSE_EVERY`] bytes. While
+/// it stops, the echo server's writes fill the connection's send buffer:
+/// its socket waits to write and is not writable, and so, once the server
+/// stops reading, is the client's. The interposer gives a spurious writable
+/// event only for such a socket; a loopback connection whose reader keeps
+/// up is always writable.
+async fn stream_through_echo_slowly(addr: SocketAddr, i: u64, len: usize) -> io::Result<()> {
+    let socket = TcpSocket::new_for(&addr)?;
+    socket.set_recv_buffer_size(SLOW_RECV_BUFFER)?;
+    let conn = socket.connect(addr).await?;
+    let (mut reader, mut writer) = conn.split();
+    let send = async {
+        let mut sizes = Rng::xorshift_star(3 * i + 1);
+        let mut chunks = RandomChunks::new(Rng::xorshift_star(3 * i + 2), len);
+        while let Some(chunk) = chunks.next_chunk(sizes.io_size()) {
+            common::write_some(&mut writer, &mut sizes, chunk).await?;
+        }
+        writer.close().await?;
+        io::Result::Ok(chunks.checksum())
+    };
+    let receive = async {
+        let mut sizes = Rng::xorshift_star(3 * i + 3);
+        let mut buf = vec![0; MAX_IO];
+        let (mut received, mut hash) = (0, FNV_START);
+        loop {
+            let n = common::read_some(&mut reader, &mut sizes, &mut buf).await?;
+            if n == 0 {
+                return io::Result::Ok((received, hash));
+            }
+            if received / PAUSE_EVERY != (received + n) / PAUSE_EVERY && received + n < len {
+                tarn::Timer::after(PAUSE).await;
+            }
+            received += n;
+            hash = fnv1a(hash, &buf[..n]);
+        }
+    };
+    let (sent, received) = futures::join!(send, receive);
+    let sent = sent?;
+    let (received_len, received_hash) = received?;
+    assert_eq!(received_len, len, "slow connection {i}: echoed length");
+    assert_eq!(received_hash, sent, "slow connection {i}: echoed checksum");
+    Ok(())
+}
+
+/// Fails unless `injected` has spurious writable events (in `what`), each
+/// counted by direction, and some whose next send really got `EAGAIN`.
+fn assert_spurious_writable_events_seen(what: &str, injected: &Injected) {
+    let spurious = injected.spurious;
+    assert_eq!(
+        spurious.readable + spurious.writable,
+        injected.count("spurious"),
+        "{what}: spurious events by direction do not add up ({injected})"
+    );
+    assert!(
+        spurious.writable > 0,
+        "{what}: no spurious writable event injected ({injected}): no socket waited with a \
+         full send buffer"
+    );
+    assert!(
+        spurious.writable_then_eagain + spurious.writable_then_sent <= spurious.writable,
+        "{what}: more sends after a spurious writable event than events ({injected})"
+    );
+    assert!(
+        spurious.writable_then_eagain > 0,
+        "{what}: no send after a spurious writable event got EAGAIN ({injected})"
+    );
+}
+
 /// Fails unless every fault of [`ABSORBED`] was injected in `what`.
 fn assert_all_absorbed_faults_injected(what: &str, injected: &Injected) {
-    for fault in ["eintr", "spurious", "short", "accept"] {
+    for fault in ["eintr", "spurious", "short", "accept", "sndbuf"] {
         assert!(
             injected.count(fault) > 0,
             "{what}: fault {fault} never injected ({injected})"
@@ -76,22 +165,31 @@ impl Clients {
     }
 }
 
-/// `streams` checksummed streams at once (`total` bytes in all), then
-/// `short` short connections one after the other (each an accept and a
-/// registration, so that the accept faults come), through a tarn echo
-/// server on a thread of its own, with the clients on `clients`: every
-/// byte comes back, no fault reaches either side's code, every fault was
-/// injected, and afterwards the fds and reactor entries are back where
-/// they were. Prints a figure naming `what`.
+/// `streams` checksummed streams at once (`total` bytes in all; one in
+/// [`SLOW_EVERY`] read slowly), then `short` short connections one after
+/// the other (each an accept and a registration, so that the accept faults
+/// come), through a tarn echo server on a thread of its own, with the
+/// clients on `clients`: every byte comes back, no fault reaches either
+/// side's code, every fault was injected, spurious writable events among
+/// them (see [`assert_spurious_writable_events_seen`]), and afterwards the
+/// fds and reactor entries are back where they were. Prints a figure
+/// naming `what`.
 fn echo_under_faults(what: &str, clients: Clients, streams: usize, total: usize, short: u64) {
     let held = Held::start();
     let (server, totals) = common::random_reads_echo_server();
     let len = total / streams;
     let started = Instant::now();
     clients
-        .block_on(try_join_all(
-            (0..streams as u64).map(|i| common::stream_through_echo(server.addr(), i, len)),
-        ))
+        .block_on(try_join_all((0..streams as u64).map(|i| {
+            let addr = server.addr();
+            async move {
+                if i % SLOW_EVERY == 0 {
+                    stream_through_echo_slowly(addr, i, len).await
+                } else {
+                    common::stream_through_echo(addr, i, len).await
+                }
+            }
+        })))
         .expect("a stream failed: an injected fault reached the client");
     common::assert_each_echoed(&totals, streams, len);
     let took = started.elapsed();
@@ -108,6 +206,7 @@ fn echo_under_faults(what: &str, clients: Clients, streams: usize, total: usize,
     held.wait_for("after the server stopped");
     let injected = injected().expect("the interposer is loaded");
     assert_all_absorbed_faults_injected(what, &injected);
+    assert_spurious_writable_events_seen(what, &injected);
     figure(format_args!(
         "syscall faults [{}]: {what}: {} MiB over {streams} streams in {took:.2?}, then {short} \
          short connections, checksums equal; injected/eligible: {injected}",

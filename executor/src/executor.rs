@@ -514,6 +514,11 @@ impl Inner {
         Some(busy)
     }
 
+    /// The executor's number (its wakers' `Shared::id`).
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
     /// Reads the coarse clock anew (see `clock`).
     fn tick_clock(&self) {
         self.clock.set(self.millis());

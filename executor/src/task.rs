@@ -90,29 +90,94 @@ struct LocalHeader {
     handle: Cell<bool>,
 }
 
-/// A value that only code holding an [`OnExecutor`] proof can reach.
-struct ThreadBound<T>(T);
+/// The proof that code runs on a task's executor thread, and what only it
+/// reaches: in a module of its own, so that nothing else in this file can
+/// make a proof (its fields are private) or open a [`ThreadBound`] without
+/// one.
+mod proof {
+    use std::marker::PhantomData;
+    use std::rc::Rc;
 
-impl<T> ThreadBound<T> {
-    fn get<'a>(&'a self, _on: OnExecutor<'a>) -> &'a T {
-        &self.0
+    /// A value that only code holding an [`OnExecutor`] proof can reach.
+    pub(super) struct ThreadBound<T>(T);
+
+    impl<T> ThreadBound<T> {
+        pub(super) fn new(value: T) -> ThreadBound<T> {
+            ThreadBound(value)
+        }
+
+        pub(super) fn get<'a>(&'a self, _on: OnExecutor<'a>) -> &'a T {
+            &self.0
+        }
+    }
+
+    /// Proof that the code holding it runs on the executor's thread: made
+    /// only from a borrow of something that never leaves that thread (the
+    /// executor's state, or a join handle), and itself neither `Send` nor
+    /// `Sync`, so it cannot leave either. The thread-bound parts of a task
+    /// (its `LocalHeader`, and through the functions that take this proof,
+    /// its future and join slot) are reached only with it; wakers have
+    /// none. It names its executor, and each use on a task checks (in debug
+    /// builds) that the task is that executor's.
+    #[derive(Clone, Copy)]
+    pub(crate) struct OnExecutor<'a> {
+        thread: PhantomData<&'a Rc<()>>,
+        executor: usize,
+    }
+
+    impl<'a> OnExecutor<'a> {
+        /// The proof an executor's own state gives: `Inner` holds `Rc`s
+        /// and `RefCell`s, so a borrow of it is on the executor's thread.
+        pub(crate) fn of(executor: &'a crate::executor::Inner) -> OnExecutor<'a> {
+            OnExecutor {
+                thread: PhantomData,
+                executor: executor.id(),
+            }
+        }
+
+        /// The proof a join handle gives (`handle`, `!Send` and `!Sync`,
+        /// made on the executor's thread) for its task, of `executor`.
+        pub(super) fn of_handle<T>(
+            _handle: &'a super::Handle<T>,
+            executor: usize,
+        ) -> OnExecutor<'a> {
+            OnExecutor {
+                thread: PhantomData,
+                executor,
+            }
+        }
+
+        /// A loom model's proof: its tasks are all of executor `executor`,
+        /// run on the model's main thread.
+        #[cfg(all(test, loom))]
+        pub(super) fn assumed(executor: usize) -> OnExecutor<'static> {
+            OnExecutor {
+                thread: PhantomData,
+                executor,
+            }
+        }
+
+        /// The executor it proves to be on.
+        pub(super) fn executor(self) -> usize {
+            self.executor
+        }
     }
 }
 
-/// Proof that the code holding it runs on the executor's thread: made only
-/// from a borrow of something that never leaves that thread (the
-/// executor's state, or a join handle), and itself neither `Send` nor
-/// `Sync`, so it cannot leave either. The thread-bound parts of a task
-/// (its [`LocalHeader`], and through the functions that take this proof,
-/// its future and join slot) are reached only with it; wakers have none.
-#[derive(Clone, Copy)]
-pub(crate) struct OnExecutor<'a>(PhantomData<&'a Rc<()>>);
+pub(crate) use proof::OnExecutor;
+use proof::ThreadBound;
 
-impl OnExecutor<'_> {
-    /// The proof an executor's own state gives: `Inner` holds `Rc`s and
-    /// `RefCell`s, so a borrow of it is on the executor's thread.
-    pub(crate) fn of(_executor: &crate::executor::Inner) -> OnExecutor<'_> {
-        OnExecutor(PhantomData)
+impl Header {
+    /// The thread-bound part, with the proof of being on its executor's
+    /// thread (checked, in debug builds, to be this task's executor's).
+    #[inline]
+    fn local<'a>(&'a self, on: OnExecutor<'a>) -> &'a LocalHeader {
+        debug_assert_eq!(
+            on.executor(),
+            self.sync.shared.id(),
+            "tarn: a task reached with another executor's proof"
+        );
+        self.local.get(on)
     }
 }
 
@@ -168,7 +233,7 @@ pub(crate) fn allocate<F: Future + 'static>(
                     vtable: &RawTask::<F>::VTABLE,
                     scheduled: AtomicBool::new(true),
                 },
-                local: ThreadBound(LocalHeader {
+                local: ThreadBound::new(LocalHeader {
                     id,
                     key: Cell::new(task_key(key)),
                     polls: Cell::new(0),
@@ -247,7 +312,7 @@ impl<F: Future> RawTask<F> {
         let task = ptr.cast::<RawTask<F>>().as_ptr();
         // SAFETY: the header is alive while we hold a reference.
         let header = unsafe { ptr.as_ref() };
-        let local = header.local.get(on);
+        let local = header.local(on);
         let mut result = result;
         let mut leftover = None;
         if local.alive.replace(false) {
@@ -327,7 +392,7 @@ impl TaskRef {
     /// poll.
     pub(crate) fn run(&self, on: OnExecutor<'_>, now: u32) -> Option<bool> {
         let header = self.header();
-        let local = header.local.get(on);
+        let local = header.local(on);
         if !local.alive.get() {
             // Queued before its future went; `scheduled` stays set.
             return None;
@@ -378,7 +443,7 @@ impl TaskRef {
     /// What the task is doing, for a task dump.
     pub(crate) fn snapshot(&self, on: OnExecutor<'_>) -> Snapshot {
         let header = self.header();
-        let local = header.local.get(on);
+        let local = header.local(on);
         let state = if local.polling.get() {
             crate::dump::TaskState::Running
         } else if header.sync.scheduled.load(Ordering::Acquire) {
@@ -397,12 +462,12 @@ impl TaskRef {
 
     /// The task's key in its executor's table.
     pub(crate) fn key(&self, on: OnExecutor<'_>) -> usize {
-        self.header().local.get(on).key.get() as usize
+        self.header().local(on).key.get() as usize
     }
 
     /// The task's id.
     pub(crate) fn id(&self, on: OnExecutor<'_>) -> u64 {
-        self.header().local.get(on).id
+        self.header().local(on).id
     }
 
     /// Whether this is a reference to the task at `ptr`.
@@ -439,7 +504,7 @@ pub(crate) struct WakerIdentity(pub(crate) usize, pub(crate) usize);
 unsafe fn cancel(ptr: NonNull<Header>, on: OnExecutor<'_>) -> bool {
     // SAFETY: the caller holds a reference (this function's contract).
     let header = unsafe { ptr.as_ref() };
-    let local = header.local.get(on);
+    let local = header.local(on);
     if local.polling.get() {
         local.cancel.set(true);
         return false;
@@ -569,23 +634,22 @@ impl<T> Handle<T> {
     pub(crate) fn key(&self) -> usize {
         // SAFETY: the handle holds a reference.
         let header = unsafe { self.ptr.as_ref() };
-        header.local.get(self.on_executor()).key.get() as usize
+        header.local(self.on_executor()).key.get() as usize
     }
 
     /// The executor's and the task's numbers.
     pub(crate) fn id(&self) -> (usize, u64) {
         // SAFETY: the handle holds a reference.
         let header = unsafe { self.ptr.as_ref() };
-        (
-            header.sync.shared.id(),
-            header.local.get(self.on_executor()).id,
-        )
+        (header.sync.shared.id(), header.local(self.on_executor()).id)
     }
 
     /// The proof a join handle gives: it is `!Send` and `!Sync`, and made
     /// on the executor's thread, so a borrow of it is there.
     pub(crate) fn on_executor(&self) -> OnExecutor<'_> {
-        OnExecutor(PhantomData)
+        // SAFETY: the handle holds a reference.
+        let executor = unsafe { self.ptr.as_ref() }.sync.shared.id();
+        OnExecutor::of_handle(self, executor)
     }
 
     /// The task's pointer.
@@ -601,7 +665,7 @@ impl<T> Drop for Handle<T> {
     fn drop(&mut self) {
         // SAFETY: we hold a reference.
         let header = unsafe { self.ptr.as_ref() };
-        header.local.get(self.on_executor()).handle.set(false);
+        header.local(self.on_executor()).handle.set(false);
         let taken = self.with_outcome(|outcome| std::mem::replace(outcome, Outcome::Taken));
         drop(taken);
         // SAFETY: the handle's reference, given up once.
@@ -635,7 +699,6 @@ mod tests {
 mod model {
     use std::cell::Cell;
     use std::future::Future;
-    use std::marker::PhantomData;
     use std::pin::Pin;
     use std::ptr::NonNull;
     use std::rc::Rc;
@@ -722,7 +785,7 @@ mod model {
                     // `JoinHandle::abort` from inside the task's own poll.
                     // SAFETY: the model's `World` holds the table's
                     // reference while the task runs.
-                    let dropped = unsafe { cancel(task, OnExecutor(PhantomData)) };
+                    let dropped = unsafe { cancel(task, OnExecutor::assumed(1)) };
                     assert!(!dropped, "dropped during its poll");
                 }
             }
@@ -760,7 +823,7 @@ mod model {
     }
 
     fn on() -> OnExecutor<'static> {
-        OnExecutor(PhantomData)
+        OnExecutor::assumed(1)
     }
 
     impl World {

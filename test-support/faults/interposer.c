@@ -4,21 +4,35 @@
  * busy kernel makes them fail, and a quiet test machine almost never does.
  *
  *   eintr     epoll_wait, epoll_pwait2 (via syscall(2)), poll, ppoll and
- *             pselect return -1/EINTR without waiting, as if a signal came.
+ *             pselect with a timeout other than zero return -1/EINTR
+ *             without waiting, as if a signal came. A zero-timeout look is
+ *             spared: it does not sleep, so a signal does not interrupt it.
  *   spurious  a wait returns at once with an extra readable or writable
  *             event for a registered fd that is not ready in that
  *             direction (checked with a zero-timeout poll first), so the
- *             read or write that follows really gets EAGAIN.
+ *             read or write that follows really gets EAGAIN unless the fd
+ *             became ready meanwhile. Counted per direction; for a
+ *             writable one, the next send or sendmsg on that fd is
+ *             counted too, as EAGAIN or as bytes sent (see struct shared).
  *   short     send and sendmsg on a stream socket send 1 byte of a longer
  *             buffer (a nearly full send buffer).
  *   accept    accept4 fails with ECONNABORTED, EPROTO, EMFILE or ENOBUFS
  *             (the connection, if any, stays queued).
- *   ctl       epoll_ctl(EPOLL_CTL_ADD) of a connected or connecting socket
- *             fails with ENOMEM or ENOSPC (the watch limit). Listening
- *             sockets are spared: a server that cannot watch its listener
- *             has nothing to serve.
+ *   ctl       epoll_ctl(EPOLL_CTL_ADD) of a connected or connecting stream
+ *             socket fails with ENOMEM or ENOSPC (the watch limit).
+ *             Listening sockets are spared, since a server that cannot
+ *             watch its listener has nothing to serve, and so are datagram
+ *             sockets: the fault models a connection the server can drop.
  *   pidfd     pidfd_open (via syscall(2)) fails with ENOSYS, as on a kernel
  *             before 5.3: child processes must be watched through SIGCHLD.
+ *   sndbuf    a connection accept4 accepts gets the smallest send buffer
+ *             (SO_SNDBUF set right after the accept), as on a host short of
+ *             socket memory. No call fails: this is a condition, not an
+ *             error, injected here because accept is the one seam where a
+ *             server's sockets can be changed from outside. It is what
+ *             makes a server's socket wait not writable when its peer reads
+ *             slowly (on loopback, autotuning grows a send buffer to hold
+ *             all a test sends), and so lets spurious writable events come.
  *
  * Not injected, because no kernel does it: EINTR from a non-blocking read
  * or write, EAGAIN or a short read while data is queued.
@@ -38,9 +52,9 @@
  * LD_PRELOAD is removed from the environment at load time, so that the
  * processes the test starts (clients, helpers) run without faults.
  *
- * The test reads what happened through tarn_faults_counts() and can pause
- * injection with tarn_faults_enable(0) (to check, afterwards, that the
- * server still serves).
+ * The test reads what happened through tarn_faults_counts() and
+ * tarn_faults_spurious() and can pause injection with tarn_faults_enable(0)
+ * (to check, afterwards, that the server still serves).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -59,7 +73,6 @@
 #include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,21 +84,33 @@
 #define SYS_pidfd_open 434
 #endif
 
-enum fault { EINTR_WAIT, SPURIOUS, SHORT_WRITE, ACCEPT_ERROR, CTL_ERROR, NO_PIDFD, FAULTS };
-static const char *const NAMES[FAULTS] = {"eintr", "spurious", "short", "accept", "ctl", "pidfd"};
+enum fault { EINTR_WAIT, SPURIOUS, SHORT_WRITE, ACCEPT_ERROR, CTL_ERROR, NO_PIDFD, SMALL_SNDBUF, FAULTS };
+static const char *const NAMES[FAULTS] = {"eintr", "spurious", "short", "accept",
+                                          "ctl",   "pidfd",    "sndbuf"};
+
+/* The SO_SNDBUF the sndbuf fault sets: the kernel doubles it and raises it
+ * to its minimum (SOCK_MIN_SNDBUF, about 4.6 KiB), so about 8 KiB. */
+#define SMALL_SNDBUF_BYTES 4096
 
 /* Per fault: the chance per eligible call out of 2^32 (0: off). */
 static uint64_t threshold[FAULTS];
 
+/* The spurious events in detail: by direction, and what the send that
+ * followed a writable one got. A writable event not in either `then_`
+ * counter had no send after it (the fd was closed first, or the send
+ * failed otherwise, or none has come yet). */
+enum spurious_detail { READABLE, WRITABLE, WRITABLE_THEN_EAGAIN, WRITABLE_THEN_SENT, DETAILS };
+
 /* What happened, and the switch: in this process's memory, or in a file
  * mapped shared (TARN_FAULT_REPORT) so that another process (the test that
  * started this server) can read the counts and turn injection off. The
- * layout is the file's: 6 eligible, 6 injected, then enabled, each a
- * native-endian u64. */
+ * layout is the file's: 7 eligible, 7 injected, enabled, then the 4
+ * spurious details, each a native-endian u64. */
 struct shared {
     atomic_ulong eligible[FAULTS];
     atomic_ulong injected[FAULTS];
     atomic_ulong enabled;
+    atomic_ulong spurious[DETAILS];
 };
 static struct shared local;
 static struct shared *counters = &local;
@@ -156,9 +181,39 @@ static void count(enum fault f) {
     atomic_fetch_add_explicit(&counters->injected[f], 1, memory_order_relaxed);
 }
 
+/* Per fd: a spurious writable event was injected and no send has come
+ * since. Cleared by the next send or sendmsg (which is then counted) and by
+ * close. */
+#define TABLE 65536
+static atomic_uchar write_pending[TABLE];
+
+/* Counts a spurious event injected for `fd`, writable or not. */
+static void count_spurious(int fd, int writable) {
+    count(SPURIOUS);
+    atomic_fetch_add_explicit(&counters->spurious[writable ? WRITABLE : READABLE], 1,
+                              memory_order_relaxed);
+    if (writable && fd >= 0 && fd < TABLE)
+        atomic_store_explicit(&write_pending[fd], 1, memory_order_relaxed);
+}
+
+/* Whether a spurious writable event for `fd` awaits its send; clears it. */
+static int take_write_pending(int fd) {
+    return fd >= 0 && fd < TABLE &&
+           atomic_load_explicit(&write_pending[fd], memory_order_relaxed) &&
+           atomic_exchange_explicit(&write_pending[fd], 0, memory_order_relaxed);
+}
+
+/* Counts what the send after a spurious writable event got: `res` and
+ * `err` (its errno). */
+static void count_send_after_writable(ssize_t res, int err) {
+    if (res >= 0)
+        atomic_fetch_add_explicit(&counters->spurious[WRITABLE_THEN_SENT], 1, memory_order_relaxed);
+    else if (err == EAGAIN || err == EWOULDBLOCK)
+        atomic_fetch_add_explicit(&counters->spurious[WRITABLE_THEN_EAGAIN], 1, memory_order_relaxed);
+}
+
 /* ---- what is registered where (for spurious events) --------------------- */
 
-#define TABLE 65536
 struct registration {
     int epfd; /* -1: none */
     uint32_t events;
@@ -172,6 +227,7 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static void forget_fd(int fd) {
     if (fd < 0 || fd >= TABLE)
         return;
+    atomic_store_explicit(&write_pending[fd], 0, memory_order_relaxed);
     pthread_mutex_lock(&table_lock);
     table[fd].epfd = -1;
     if (is_epfd[fd]) {
@@ -192,7 +248,8 @@ static short ready_now(int fd) {
 }
 
 /* Picks a registration of `epfd` at random and, if one of the directions it
- * watches is not ready, fills `ev` with a spurious event for it. */
+ * watches is not ready, fills `ev` with a spurious event for it; returns
+ * its fd, or -1. */
 static int spurious_epoll_event(int epfd, struct epoll_event *ev) {
     int fd = -1;
     struct registration r = {0};
@@ -213,16 +270,16 @@ static int spurious_epoll_event(int epfd, struct epoll_event *ev) {
     }
     pthread_mutex_unlock(&table_lock);
     if (fd < 0)
-        return 0;
+        return -1;
     uint32_t idle = r.events & (EPOLLIN | EPOLLOUT) & ~(uint32_t)ready_now(fd);
     if (!idle)
-        return 0;
+        return -1;
     /* One direction, if both are idle. */
     if (idle == (EPOLLIN | EPOLLOUT))
         idle = (next_random() & 1) ? EPOLLIN : EPOLLOUT;
     ev->events = idle;
     ev->data.u64 = r.data;
-    return 1;
+    return fd;
 }
 
 /* ---- configuration ------------------------------------------------------ */
@@ -254,9 +311,16 @@ static void map_report(void) {
     atomic_store(&counters->enabled, 1);
 }
 
+/* A fork while another thread holds table_lock would leave the child (which
+ * has only the forking thread) a lock nobody will release, and its first
+ * close would hang: so fork waits for the lock, and both sides release it. */
+static void lock_table(void) { pthread_mutex_lock(&table_lock); }
+static void unlock_table(void) { pthread_mutex_unlock(&table_lock); }
+
 __attribute__((constructor)) static void configure(void) {
     for (int fd = 0; fd < TABLE; fd++)
         table[fd].epfd = -1;
+    pthread_atfork(lock_table, unlock_table, unlock_table);
     atomic_store(&local.enabled, 1);
     map_report();
     const char *s = getenv("TARN_FAULT_SEED");
@@ -280,7 +344,9 @@ __attribute__((constructor)) static void configure(void) {
                                    strncmp(NAMES[f], p, eq - p) == 0))
                 f++;
             if (f == FAULTS)
-                bad_config("an unknown fault (known: eintr, spurious, short, accept, ctl, pidfd)", spec);
+                bad_config("an unknown fault (known: eintr, spurious, short, accept, ctl, pidfd, "
+                           "sndbuf)",
+                           spec);
             char *end;
             double rate = strtod(eq + 1, &end);
             if (end == eq + 1 || (*end && *end != ',') || !(rate >= 0.0 && rate <= 1.0))
@@ -295,7 +361,8 @@ __attribute__((constructor)) static void configure(void) {
 /* ---- what the test calls ------------------------------------------------ */
 
 /* Fills out_eligible[i] and out_injected[i] for each fault, in the order
- * eintr, spurious, short, accept, ctl, pidfd; returns the number of faults (6). */
+ * eintr, spurious, short, accept, ctl, pidfd, sndbuf; returns the number of
+ * faults (7). */
 int tarn_faults_counts(uint64_t *out_eligible, uint64_t *out_injected) {
     for (int f = 0; f < FAULTS; f++) {
         out_eligible[f] = atomic_load(&counters->eligible[f]);
@@ -310,20 +377,37 @@ void tarn_faults_enable(int on) { atomic_store(&counters->enabled, on != 0); }
 /* The seed in use. */
 uint64_t tarn_faults_seed(void) { return seed; }
 
+/* Fills out[i] with the spurious events' details, in the order readable,
+ * writable, writable then EAGAIN, writable then sent; returns their number
+ * (4). */
+int tarn_faults_spurious(uint64_t *out) {
+    for (int d = 0; d < DETAILS; d++)
+        out[d] = atomic_load(&counters->spurious[d]);
+    return DETAILS;
+}
+
 /* ---- the waits ---------------------------------------------------------- */
 
+/* Whether a wait with this timeout may get EINTR: not a zero-timeout look,
+ * which returns without sleeping. */
+static int may_sleep_ms(int timeout_ms) { return timeout_ms != 0; }
+static int may_sleep_ts(const struct timespec *t) {
+    return !t || t->tv_sec != 0 || t->tv_nsec != 0;
+}
+
 /* epoll_wait and epoll_pwait2 alike: `wait` makes the real call with a
- * timeout of zero (look) or the caller's. */
-static int epoll_faults(int epfd, struct epoll_event *events, int max,
+ * timeout of zero (look) or the caller's, which `sleeps` says is not zero. */
+static int epoll_faults(int epfd, struct epoll_event *events, int max, int sleeps,
                         int (*wait)(int epfd, struct epoll_event *, int, int look, void *),
                         void *arg) {
-    if (inject(EINTR_WAIT)) {
+    if (sleeps && inject(EINTR_WAIT)) {
         count(EINTR_WAIT);
         errno = EINTR;
         return -1;
     }
     struct epoll_event extra;
-    if (max > 0 && inject(SPURIOUS) && spurious_epoll_event(epfd, &extra)) {
+    int fd;
+    if (max > 0 && inject(SPURIOUS) && (fd = spurious_epoll_event(epfd, &extra)) >= 0) {
         int n = wait(epfd, events, max, 1, arg);
         if (n < 0 || n >= max)
             return n;
@@ -331,7 +415,7 @@ static int epoll_faults(int epfd, struct epoll_event *events, int max,
             if (events[i].data.u64 == extra.data.u64)
                 return n; /* a real event for it came: nothing spurious to add */
         events[n] = extra;
-        count(SPURIOUS);
+        count_spurious(fd, extra.events & EPOLLOUT);
         return n + 1;
     }
     return wait(epfd, events, max, 0, arg);
@@ -342,7 +426,7 @@ static int real_epoll_wait_look(int epfd, struct epoll_event *ev, int max, int l
 }
 
 int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout) {
-    return epoll_faults(epfd, events, max, real_epoll_wait_look, &timeout);
+    return epoll_faults(epfd, events, max, may_sleep_ms(timeout), real_epoll_wait_look, &timeout);
 }
 
 struct pwait2_args {
@@ -358,11 +442,17 @@ static int real_pwait2_look(int epfd, struct epoll_event *ev, int max, int look,
                                a->mask, a->mask_size);
 }
 
-/* Forwards six argument words whatever the call takes: on x86-64 and
- * aarch64 variadic integer arguments travel in registers, so reading words
- * the caller did not pass reads leftover registers that the kernel ignores
- * (glibc's own syscall(2) does the same). Other ABIs would need a table of
- * argument counts. */
+/* Forwards six argument words whatever the call takes, as glibc's own
+ * syscall(2) does: the kernel ignores the words a call does not use. Reading
+ * words the caller did not pass is outside what C promises, but safe on the
+ * two ABIs this runs on. On aarch64 the number and all six words travel in
+ * x0-x7, so the extra ones are leftover registers. On x86-64 only six
+ * integer arguments travel in registers (rdi, rsi, rdx, rcx, r8, r9: the
+ * number and a1-a5); a6 is the caller's stack word just above the return
+ * address (va_arg takes it from the overflow area), which is there and
+ * mapped whatever the caller passed, since it is part of the caller's
+ * frame; glibc's wrapper loads the same word into r9 (movq 8(%rsp), %r9).
+ * Other ABIs would need a table of argument counts. */
 long syscall(long number, ...) {
     va_list ap;
     va_start(ap, number);
@@ -371,7 +461,8 @@ long syscall(long number, ...) {
     va_end(ap);
     if (number == SYS_epoll_pwait2) {
         struct pwait2_args args = {(const struct timespec *)a4, (const sigset_t *)a5, (size_t)a6};
-        return epoll_faults((int)a1, (struct epoll_event *)a2, (int)a3, real_pwait2_look, &args);
+        return epoll_faults((int)a1, (struct epoll_event *)a2, (int)a3, may_sleep_ts(args.timeout),
+                            real_pwait2_look, &args);
     }
     if (number == SYS_pidfd_open && inject(NO_PIDFD)) {
         count(NO_PIDFD);
@@ -384,9 +475,9 @@ long syscall(long number, ...) {
 /* poll and ppoll alike: look first; add a spurious event to an entry whose
  * requested direction is not ready; if there is none and nothing is ready,
  * wait as asked. */
-static int poll_faults(struct pollfd *fds, nfds_t nfds,
+static int poll_faults(struct pollfd *fds, nfds_t nfds, int sleeps,
                        int (*wait)(struct pollfd *, nfds_t, int look, void *), void *arg) {
-    if (inject(EINTR_WAIT)) {
+    if (sleeps && inject(EINTR_WAIT)) {
         count(EINTR_WAIT);
         errno = EINTR;
         return -1;
@@ -406,7 +497,7 @@ static int poll_faults(struct pollfd *fds, nfds_t nfds,
             if (!p->revents)
                 n++;
             p->revents |= idle;
-            count(SPURIOUS);
+            count_spurious(p->fd, idle & POLLOUT);
             return n;
         }
         if (n > 0)
@@ -420,7 +511,7 @@ static int real_poll_look(struct pollfd *fds, nfds_t nfds, int look, void *arg) 
 }
 
 int poll(struct pollfd *fds, nfds_t nfds, int timeout) {
-    return poll_faults(fds, nfds, real_poll_look, &timeout);
+    return poll_faults(fds, nfds, may_sleep_ms(timeout), real_poll_look, &timeout);
 }
 
 struct ppoll_args {
@@ -436,12 +527,12 @@ static int real_ppoll_look(struct pollfd *fds, nfds_t nfds, int look, void *arg)
 
 int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const sigset_t *mask) {
     struct ppoll_args args = {timeout, mask};
-    return poll_faults(fds, nfds, real_ppoll_look, &args);
+    return poll_faults(fds, nfds, may_sleep_ts(timeout), real_ppoll_look, &args);
 }
 
 int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
             const struct timespec *timeout, const sigset_t *mask) {
-    if (inject(EINTR_WAIT)) {
+    if (may_sleep_ts(timeout) && inject(EINTR_WAIT)) {
         count(EINTR_WAIT);
         errno = EINTR;
         return -1;
@@ -467,7 +558,7 @@ int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
             if (!got || !FD_ISSET(fd, asked) || FD_ISSET(fd, got))
                 continue;
             FD_SET(fd, got);
-            count(SPURIOUS);
+            count_spurious(fd, want_write);
             return n + 1;
         }
         if (n > 0)
@@ -484,13 +575,19 @@ int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
 
 /* ---- sockets ------------------------------------------------------------ */
 
+/* `option` of socket `fd`, or -1 (not a socket); errno is left as it was. */
 static int socket_option(int fd, int option) {
-    int value = 0;
+    int value = 0, saved = errno;
     socklen_t len = sizeof value;
     if (getsockopt(fd, SOL_SOCKET, option, &value, &len) < 0)
-        return -1;
+        value = -1;
+    errno = saved;
     return value;
 }
+
+/* Whether `fd` is a stream socket: asked before a draw, so that the
+ * eligible counts hold only the calls that could get the fault. */
+static int is_stream(int fd) { return socket_option(fd, SO_TYPE) == SOCK_STREAM; }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     if (inject(ACCEPT_ERROR)) {
@@ -499,22 +596,37 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
         errno = errors[next_random() % 4];
         return -1;
     }
-    return real_accept4()(fd, addr, len, flags);
+    int conn = real_accept4()(fd, addr, len, flags);
+    if (conn >= 0 && is_stream(conn) && inject(SMALL_SNDBUF)) {
+        int size = SMALL_SNDBUF_BYTES, saved = errno;
+        if (setsockopt(conn, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0)
+            count(SMALL_SNDBUF);
+        errno = saved;
+    }
+    return conn;
 }
 
-ssize_t send(int fd, const void *buf, size_t len, int flags) {
-    if (len > 1 && inject(SHORT_WRITE) && socket_option(fd, SO_TYPE) == SOCK_STREAM) {
+static ssize_t send_faults(int fd, const void *buf, size_t len, int flags) {
+    if (len > 1 && is_stream(fd) && inject(SHORT_WRITE)) {
         count(SHORT_WRITE);
         return real_send()(fd, buf, 1, flags);
     }
     return real_send()(fd, buf, len, flags);
 }
 
-ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+ssize_t send(int fd, const void *buf, size_t len, int flags) {
+    int followed = take_write_pending(fd);
+    ssize_t res = send_faults(fd, buf, len, flags);
+    if (followed)
+        count_send_after_writable(res, errno);
+    return res;
+}
+
+static ssize_t sendmsg_faults(int fd, const struct msghdr *msg, int flags) {
     size_t total = 0;
     for (size_t i = 0; i < msg->msg_iovlen; i++)
         total += msg->msg_iov[i].iov_len;
-    if (total > 1 && inject(SHORT_WRITE) && socket_option(fd, SO_TYPE) == SOCK_STREAM) {
+    if (total > 1 && is_stream(fd) && inject(SHORT_WRITE)) {
         struct msghdr one = *msg;
         struct iovec first = {0};
         for (size_t i = 0; i < msg->msg_iovlen; i++)
@@ -531,6 +643,14 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     return real_sendmsg()(fd, msg, flags);
 }
 
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+    int followed = take_write_pending(fd);
+    ssize_t res = sendmsg_faults(fd, msg, flags);
+    if (followed)
+        count_send_after_writable(res, errno);
+    return res;
+}
+
 /* ---- epoll registrations ------------------------------------------------ */
 
 int epoll_create1(int flags) {
@@ -544,13 +664,11 @@ int epoll_create1(int flags) {
 }
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
-    if (op == EPOLL_CTL_ADD && inject(CTL_ERROR)) {
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && socket_option(fd, SO_ACCEPTCONN) == 0) {
-            count(CTL_ERROR);
-            errno = (next_random() & 1) ? ENOMEM : ENOSPC;
-            return -1;
-        }
+    if (op == EPOLL_CTL_ADD && is_stream(fd) && socket_option(fd, SO_ACCEPTCONN) == 0 &&
+        inject(CTL_ERROR)) {
+        count(CTL_ERROR);
+        errno = (next_random() & 1) ? ENOMEM : ENOSPC;
+        return -1;
     }
     int res = real_epoll_ctl()(epfd, op, fd, event);
     if (res == 0 && fd >= 0 && fd < TABLE) {

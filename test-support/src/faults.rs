@@ -35,17 +35,64 @@ pub const FAULT_SEED_ENV: &str = "TARN_FAULT_SEED";
 const SOURCE: &str = include_str!("../faults/interposer.c");
 
 /// The faults the interposer knows, in the order of its counters.
-pub const FAULT_NAMES: [&str; 6] = ["eintr", "spurious", "short", "accept", "ctl", "pidfd"];
+pub const FAULT_NAMES: [&str; 7] = [
+    "eintr", "spurious", "short", "accept", "ctl", "pidfd", "sndbuf",
+];
 
 /// What the interposer did in this process so far: per fault (in the order
 /// of [`FAULT_NAMES`]), the calls that could have had it and the calls that
-/// had it.
+/// had it, and the spurious events in detail.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Injected {
     /// Eligible calls, per fault.
-    pub eligible: [u64; 6],
+    pub eligible: [u64; 7],
     /// Calls that got the fault, per fault.
-    pub injected: [u64; 6],
+    pub injected: [u64; 7],
+    /// The spurious events by direction, and what followed the writable
+    /// ones.
+    pub spurious: Spurious,
+}
+
+/// The spurious events the interposer injected, by direction (they add up
+/// to the `spurious` count), and what the next `send` or `sendmsg` on the
+/// fd of a writable one got. A writable event in neither `then` count had
+/// no send after it: its fd was closed first, or the send failed otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spurious {
+    /// Readable events for an fd with nothing to read.
+    pub readable: u64,
+    /// Writable events for an fd whose send buffer was full.
+    pub writable: u64,
+    /// Writable events whose next send got `EAGAIN`: the lie was seen.
+    pub writable_then_eagain: u64,
+    /// Writable events whose next send sent bytes: the peer had read, and
+    /// the fd became writable, before the writer came.
+    pub writable_then_sent: u64,
+}
+
+impl Spurious {
+    /// The interposer's counters, in its order (interposer.c, `enum
+    /// spurious_detail`).
+    fn from_words(words: [u64; 4]) -> Spurious {
+        let [readable, writable, writable_then_eagain, writable_then_sent] = words;
+        Spurious {
+            readable,
+            writable,
+            writable_then_eagain,
+            writable_then_sent,
+        }
+    }
+}
+
+impl fmt::Display for Spurious {
+    /// `12 readable, 5 writable (4 then EAGAIN, 1 then sent)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} readable, {} writable ({} then EAGAIN, {} then sent)",
+            self.readable, self.writable, self.writable_then_eagain, self.writable_then_sent
+        )
+    }
 }
 
 impl Injected {
@@ -72,6 +119,9 @@ impl fmt::Display for Injected {
             }
             first = false;
             write!(f, "{name} {}/{}", self.injected[i], self.eligible[i])?;
+            if *name == "spurious" {
+                write!(f, " [{}]", self.spurious)?;
+            }
         }
         if first {
             f.write_str("no eligible calls")?;
@@ -81,6 +131,7 @@ impl fmt::Display for Injected {
 }
 
 type CountsFn = unsafe extern "C" fn(*mut u64, *mut u64) -> libc::c_int;
+type SpuriousFn = unsafe extern "C" fn(*mut u64) -> libc::c_int;
 type EnableFn = unsafe extern "C" fn(libc::c_int);
 
 /// The interposer's function `name` in this process, if it is loaded.
@@ -99,9 +150,18 @@ pub fn injected() -> Option<Injected> {
     // signature (interposer.c).
     let counts: CountsFn = unsafe { std::mem::transmute::<*mut libc::c_void, CountsFn>(f) };
     let mut out = Injected::default();
-    // SAFETY: both arrays hold the 6 counters the function writes.
+    // SAFETY: both arrays hold the 7 counters the function writes.
     let n = unsafe { counts(out.eligible.as_mut_ptr(), out.injected.as_mut_ptr()) };
-    assert_eq!(n, 6, "the interposer counts {n} faults, this crate knows 6");
+    assert_eq!(n, 7, "the interposer counts {n} faults, this crate knows 7");
+    let f = interposer_symbol(c"tarn_faults_spurious").expect("tarn_faults_spurious");
+    // SAFETY: the interposer defines `tarn_faults_spurious` with this
+    // signature (interposer.c).
+    let spurious: SpuriousFn = unsafe { std::mem::transmute::<*mut libc::c_void, SpuriousFn>(f) };
+    let mut words = [0; 4];
+    // SAFETY: the array holds the 4 counters the function writes.
+    let n = unsafe { spurious(words.as_mut_ptr()) };
+    assert_eq!(n, 4, "the interposer has {n} spurious counters, this crate knows 4");
+    out.spurious = Spurious::from_words(words);
     Some(out)
 }
 
@@ -219,10 +279,13 @@ impl FaultyChild {
             .chunks_exact(8)
             .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
             .collect();
+        // Eligible, injected, the switch, then the spurious details.
         let n = FAULT_NAMES.len();
-        if words.len() >= 2 * n {
+        if words.len() >= 2 * n + 5 {
             out.eligible.copy_from_slice(&words[..n]);
             out.injected.copy_from_slice(&words[n..2 * n]);
+            let details = &words[2 * n + 1..2 * n + 5];
+            out.spurious = Spurious::from_words(details.try_into().unwrap());
         }
         out
     }
