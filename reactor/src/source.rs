@@ -111,13 +111,24 @@ impl Word {
     /// spares a locked instruction per event. Under loom it is a swap:
     /// loom mis-orders a plain store against another thread's
     /// read-modify-write (tokio-rs/loom#389) and reported lost wakeups
-    /// that no execution of the plain store has.
+    /// that no execution of the plain store has. The models then check the
+    /// argument above: the word the swap replaces is `from` (what the store
+    /// was computed from), or `from` with `BLOCKED` added at its tick.
     #[inline]
-    fn store(word: &AtomicU64, value: u64) {
+    fn store(word: &AtomicU64, from: u64, value: u64) {
         #[cfg(not(loom))]
-        word.store(value, Ordering::Release);
+        {
+            let _ = from;
+            word.store(value, Ordering::Release);
+        }
         #[cfg(loom)]
-        word.swap(value, Ordering::AcqRel);
+        {
+            let previous = word.swap(value, Ordering::AcqRel);
+            assert!(
+                previous == from || previous == from | Word::BLOCKED,
+                "a readiness word changed under its store: {from:#x} became {previous:#x}"
+            );
+        }
     }
 }
 
@@ -385,7 +396,7 @@ impl Source {
         }
         // The tick moves only under the lock; `drained` may set the same
         // bit meanwhile, which this store keeps.
-        Word::store(readiness, word | Word::BLOCKED);
+        Word::store(readiness, word, word | Word::BLOCKED);
         let flushed = state.waiters[dir as usize].store(tick, slot, cx);
         let armed = self.arm(&mut state, dir);
         let driven = match armed {
@@ -568,7 +579,7 @@ impl Source {
         let word = readiness.load(Ordering::Relaxed);
         let next = ((word | Word::BLOCKED) ^ Word::BLOCKED).wrapping_add(Word::TICK)
             | (u64::from(no_drain) * Word::NO_DRAIN);
-        Word::store(readiness, next);
+        Word::store(readiness, word, next);
     }
 
     /// How many wakers wait on each direction.

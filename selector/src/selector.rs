@@ -365,7 +365,7 @@ impl Selector {
         dispatch!(&self.inner, s => s.registrations())
     }
 
-    fn signal(&self) -> &Arc<Signal> {
+    pub(crate) fn signal(&self) -> &Arc<Signal> {
         dispatch!(&self.inner, s => s.signal())
     }
 

@@ -4,11 +4,11 @@
 
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
-use crate::reactor::{lock, Reactor};
+use crate::reactor::Reactor;
 use crate::sync::{AtomicBool, Condvar};
 
 #[cfg(not(loom))]
@@ -57,7 +57,9 @@ struct ParkerInner {
     /// The reactor it parks in (the last `park`'s), for wakes from other
     /// threads to interrupt that reactor's `select`. Locked only by such a
     /// wake, which then makes a `notify` syscall anyway, and by a rebinding.
-    reactor: Mutex<Option<Arc<Reactor>>>,
+    /// (A loom mutex under `cfg(loom)`: the `notify` made under it is loom
+    /// operations.)
+    reactor: crate::sync::Mutex<Option<Arc<Reactor>>>,
     mutex: crate::sync::Mutex<()>,
     condvar: Condvar,
 }
@@ -68,7 +70,7 @@ impl ParkerInner {
             woken: AtomicBool::new(false),
             in_reactor: AtomicBool::new(false),
             queued_for_lock: AtomicBool::new(false),
-            reactor: Mutex::new(None),
+            reactor: crate::sync::Mutex::new(None),
             mutex: crate::sync::Mutex::new(()),
             condvar: Condvar::new(),
         }
@@ -101,7 +103,7 @@ impl Parker {
             pinned: true,
             ..Parker::new()
         };
-        *lock(&parker.inner.reactor) = Some(Arc::clone(reactor));
+        *crate::sync::lock(&parker.inner.reactor) = Some(Arc::clone(reactor));
         *parker.reactor.borrow_mut() = Some(Arc::clone(reactor));
         parker
     }
@@ -169,7 +171,7 @@ impl Parker {
     fn rebind(&self) {
         let reactor =
             Reactor::current().unwrap_or_else(|e| panic!("tarn: cannot start the reactor: {e}"));
-        *lock(&self.inner.reactor) = Some(Arc::clone(&reactor));
+        *crate::sync::lock(&self.inner.reactor) = Some(Arc::clone(&reactor));
         // A place on the old reactor's list of lock waiters is no place on
         // this one's.
         self.inner.queued_for_lock.store(false, SeqCst);
@@ -259,7 +261,7 @@ impl ParkerInner {
             // is not in `select`, and sees `woken` when `react` returns.
             // Only a wake from elsewhere must interrupt the `select`.
             if !REACTING.with(|r| std::ptr::eq(r.get(), inner)) {
-                if let Some(reactor) = &*lock(&inner.reactor) {
+                if let Some(reactor) = &*crate::sync::lock(&inner.reactor) {
                     reactor.notify();
                 }
             }

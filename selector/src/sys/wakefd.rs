@@ -242,4 +242,40 @@ mod model {
             user.join().unwrap();
         });
     }
+
+    /// The same through the selector's own API: two threads `notify` a
+    /// `Notifier` while this one waits in `Selector::select` (real epoll;
+    /// under loom a wait without events waits for a notification). Each
+    /// wakeup is a return of `select`; once both notifiers are done and
+    /// their work seen, nothing is left pending: a last look finds no
+    /// notification (a wake that stayed pending with the eventfd drained
+    /// would make the next `select` return at once, or never).
+    #[test]
+    fn notifications_reach_a_waiting_select_and_leave_nothing_pending() {
+        use crate::{Events, Selector};
+        use std::time::Duration;
+
+        loom::model(|| {
+            let selector = Selector::new().unwrap();
+            let work = Arc::new(AtomicUsize::new(0));
+            let notifiers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (notifier, work) = (selector.notifier(), Arc::clone(&work));
+                    thread::spawn(move || {
+                        work.fetch_add(1, SeqCst);
+                        notifier.notify();
+                    })
+                })
+                .collect();
+            let mut events = Events::with_capacity(4);
+            while work.load(SeqCst) < 2 {
+                assert_eq!(selector.select(&mut events, None).unwrap(), 0);
+            }
+            notifiers.into_iter().for_each(|t| t.join().unwrap());
+            // Drain what the last notification may have left, then the
+            // signal must be quiet: no flag set, the eventfd unreadable.
+            selector.select(&mut events, Some(Duration::ZERO)).unwrap();
+            assert!(!selector.signal().reset(), "a notification left pending");
+        });
+    }
 }
