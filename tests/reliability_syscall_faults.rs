@@ -36,7 +36,7 @@ use common::children::{run_tool, WEBSOCKET_CLIENT};
 use common::{Held, ServerThread};
 use futures::future::try_join_all;
 use tarn::io::AsyncWriteExt;
-use tarn::net::{TcpListener, TcpSocket, TcpStream};
+use tarn::net::{TcpListener, TcpStream};
 use tarn_test_support::{
     backends, connect_with_timeouts, eventually, figure, fnv1a, injected, isolated_under_faults,
     set_injecting, sized, watchdog, ExampleServer, FaultyChild, Injected, RandomChunks, Rng,
@@ -48,6 +48,8 @@ use tarn_test_support::{
 /// each fault comes even in the shortest run, the echo example's, which
 /// makes only about 70 waits: at 0.2, a fault that never comes there has a
 /// chance of about 1 in 10^6 (at 0.05 it was 1 in 50, and CI once saw it).
+/// Every accepted connection gets the small send buffer (`sndbuf=1`), so
+/// that a slow reader's server socket fills whichever connection it is.
 const ABSORBED: &str = "eintr=0.2,spurious=0.2,short=0.25,accept=0.2,sndbuf=1";
 
 /// Connections streaming through the echo at once.
@@ -55,9 +57,6 @@ const STREAMS: usize = 16;
 
 /// One stream in this many reads slowly ([`stream_through_echo_slowly`]).
 const SLOW_EVERY: u64 = 4;
-
-/// A slow stream's receive buffer (`SO_RCVBUF`, which the kernel doubles).
-const SLOW_RECV_BUFFER: u32 = 4096;
 
 /// A slow stream's reader stops for [`PAUSE`] after each this many bytes.
 const PAUSE_EVERY: usize = 512 << 10;
@@ -67,17 +66,17 @@ const PAUSE: Duration = Duration::from_millis(20);
 
 /// Like `common::stream_through_echo` (`len` random bytes on one
 /// connection, written and read at once with random sizes, the echo's
-/// length and checksum checked), but with a small receive buffer and a
-/// reader that stops for [`PAUSE`] after each [`PAUSE_EVERY`] bytes. While
-/// it stops, the echo server's writes fill the connection's send buffer:
-/// its socket waits to write and is not writable, and so, once the server
-/// stops reading, is the client's. The interposer gives a spurious writable
-/// event only for such a socket; a loopback connection whose reader keeps
-/// up is always writable.
+/// length and checksum checked), but with a reader that stops for
+/// [`PAUSE`] after each [`PAUSE_EVERY`] bytes. While it stops, the echo
+/// server's writes fill the connection's send buffer (small under the
+/// interposer's `sndbuf` fault): the server's socket waits to write, not
+/// writable, and once the server stops reading, so does the client's. The
+/// interposer gives a spurious writable event only for such a socket; a
+/// loopback connection whose reader keeps up is always writable. (A small
+/// `SO_RCVBUF` here would stop the server sooner, but slows the whole
+/// stream to the pace of its window.)
 async fn stream_through_echo_slowly(addr: SocketAddr, i: u64, len: usize) -> io::Result<()> {
-    let socket = TcpSocket::new_for(&addr)?;
-    socket.set_recv_buffer_size(SLOW_RECV_BUFFER)?;
-    let conn = socket.connect(addr).await?;
+    let conn = TcpStream::connect(addr).await?;
     let (mut reader, mut writer) = conn.split();
     let send = async {
         let mut sizes = Rng::xorshift_star(3 * i + 1);

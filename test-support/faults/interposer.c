@@ -25,14 +25,15 @@
  *             sockets: the fault models a connection the server can drop.
  *   pidfd     pidfd_open (via syscall(2)) fails with ENOSYS, as on a kernel
  *             before 5.3: child processes must be watched through SIGCHLD.
- *   sndbuf    a connection accept4 accepts gets the smallest send buffer
- *             (SO_SNDBUF set right after the accept), as on a host short of
- *             socket memory. No call fails: this is a condition, not an
+ *   sndbuf    a connection accept4 accepts gets a small send buffer (64
+ *             KiB; SO_SNDBUF set right after the accept), as on a host short
+ *             of socket memory. No call fails: this is a condition, not an
  *             error, injected here because accept is the one seam where a
- *             server's sockets can be changed from outside. It is what
- *             makes a server's socket wait not writable when its peer reads
- *             slowly (on loopback, autotuning grows a send buffer to hold
- *             all a test sends), and so lets spurious writable events come.
+ *             server's sockets can be changed from outside. It makes a
+ *             server's socket wait not writable when its peer reads slowly
+ *             (on loopback, autotuning grows a send buffer past a megabyte,
+ *             more than a test's slow reader leaves unread), and so lets
+ *             spurious writable events come.
  *
  * Not injected, because no kernel does it: EINTR from a non-blocking read
  * or write, EAGAIN or a short read while data is queued.
@@ -88,9 +89,10 @@ enum fault { EINTR_WAIT, SPURIOUS, SHORT_WRITE, ACCEPT_ERROR, CTL_ERROR, NO_PIDF
 static const char *const NAMES[FAULTS] = {"eintr", "spurious", "short", "accept",
                                           "ctl",   "pidfd",    "sndbuf"};
 
-/* The SO_SNDBUF the sndbuf fault sets: the kernel doubles it and raises it
- * to its minimum (SOCK_MIN_SNDBUF, about 4.6 KiB), so about 8 KiB. */
-#define SMALL_SNDBUF_BYTES 4096
+/* The SO_SNDBUF the sndbuf fault sets (the kernel doubles it). The minimum
+ * (about 4.6 KiB) would do as well, but slows every stream through it to a
+ * crawl; 64 KiB only the ones whose reader stops. */
+#define SMALL_SNDBUF_BYTES 32768
 
 /* Per fault: the chance per eligible call out of 2^32 (0: off). */
 static uint64_t threshold[FAULTS];

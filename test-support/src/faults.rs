@@ -160,7 +160,10 @@ pub fn injected() -> Option<Injected> {
     let mut words = [0; 4];
     // SAFETY: the array holds the 4 counters the function writes.
     let n = unsafe { spurious(words.as_mut_ptr()) };
-    assert_eq!(n, 4, "the interposer has {n} spurious counters, this crate knows 4");
+    assert_eq!(
+        n, 4,
+        "the interposer has {n} spurious counters, this crate knows 4"
+    );
     out.spurious = Spurious::from_words(words);
     Some(out)
 }
