@@ -35,12 +35,10 @@ use std::time::{Duration, Instant};
 use common::children::{run_tool, WEBSOCKET_CLIENT};
 use common::{Held, ServerThread};
 use futures::future::try_join_all;
-use tarn::io::AsyncWriteExt;
 use tarn::net::{TcpListener, TcpStream};
 use tarn_test_support::{
-    backends, connect_with_timeouts, eventually, figure, fnv1a, injected, isolated_under_faults,
-    set_injecting, sized, watchdog, ExampleServer, FaultyChild, Injected, RandomChunks, Rng,
-    FNV_START, MAX_IO, PATIENCE,
+    backends, connect_with_timeouts, eventually, figure, injected, isolated_under_faults,
+    set_injecting, sized, watchdog, ExampleServer, FaultyChild, Injected, PATIENCE,
 };
 
 /// The faults a server must absorb without an error reaching its code:
@@ -64,10 +62,8 @@ const PAUSE_EVERY: usize = 512 << 10;
 /// How long a slow stream's reader stops.
 const PAUSE: Duration = Duration::from_millis(20);
 
-/// Like `common::stream_through_echo` (`len` random bytes on one
-/// connection, written and read at once with random sizes, the echo's
-/// length and checksum checked), but with a reader that stops for
-/// [`PAUSE`] after each [`PAUSE_EVERY`] bytes. While it stops, the echo
+/// `common::stream_through_echo` with a reader that stops for [`PAUSE`]
+/// after each [`PAUSE_EVERY`] bytes. While it stops, the echo
 /// server's writes fill the connection's send buffer (small under the
 /// interposer's `sndbuf` fault): the server's socket waits to write, not
 /// writable, and once the server stops reading, so does the client's. The
@@ -76,39 +72,7 @@ const PAUSE: Duration = Duration::from_millis(20);
 /// `SO_RCVBUF` here would stop the server sooner, but slows the whole
 /// stream to the pace of its window.)
 async fn stream_through_echo_slowly(addr: SocketAddr, i: u64, len: usize) -> io::Result<()> {
-    let conn = TcpStream::connect(addr).await?;
-    let (mut reader, mut writer) = conn.split();
-    let send = async {
-        let mut sizes = Rng::xorshift_star(3 * i + 1);
-        let mut chunks = RandomChunks::new(Rng::xorshift_star(3 * i + 2), len);
-        while let Some(chunk) = chunks.next_chunk(sizes.io_size()) {
-            common::write_some(&mut writer, &mut sizes, chunk).await?;
-        }
-        writer.close().await?;
-        io::Result::Ok(chunks.checksum())
-    };
-    let receive = async {
-        let mut sizes = Rng::xorshift_star(3 * i + 3);
-        let mut buf = vec![0; MAX_IO];
-        let (mut received, mut hash) = (0, FNV_START);
-        loop {
-            let n = common::read_some(&mut reader, &mut sizes, &mut buf).await?;
-            if n == 0 {
-                return io::Result::Ok((received, hash));
-            }
-            if received / PAUSE_EVERY != (received + n) / PAUSE_EVERY && received + n < len {
-                tarn::Timer::after(PAUSE).await;
-            }
-            received += n;
-            hash = fnv1a(hash, &buf[..n]);
-        }
-    };
-    let (sent, received) = futures::join!(send, receive);
-    let sent = sent?;
-    let (received_len, received_hash) = received?;
-    assert_eq!(received_len, len, "slow connection {i}: echoed length");
-    assert_eq!(received_hash, sent, "slow connection {i}: echoed checksum");
-    Ok(())
+    common::stream_through_echo_pausing(addr, i, len, Some((PAUSE_EVERY, PAUSE))).await
 }
 
 /// Fails unless `injected` has spurious writable events (in `what`), each

@@ -242,6 +242,19 @@ pub fn random_reads_echo_server() -> (ServerThread, mpsc::Receiver<io::Result<u6
 /// connection, writing and reading at once with random sizes; checks the
 /// length and checksum of what comes back.
 pub async fn stream_through_echo(addr: SocketAddr, i: u64, len: usize) -> io::Result<()> {
+    stream_through_echo_pausing(addr, i, len, None).await
+}
+
+/// [`stream_through_echo`], with a reader that, given `pause: Some((every,
+/// for_))`, stops for `for_` after each `every` bytes: meanwhile the
+/// server's writes fill the connection's send buffer, and its socket waits
+/// to write.
+pub async fn stream_through_echo_pausing(
+    addr: SocketAddr,
+    i: u64,
+    len: usize,
+    pause: Option<(usize, std::time::Duration)>,
+) -> io::Result<()> {
     let conn = TcpStream::connect(addr).await?;
     let (mut reader, mut writer) = conn.split();
     let send = async {
@@ -261,6 +274,11 @@ pub async fn stream_through_echo(addr: SocketAddr, i: u64, len: usize) -> io::Re
             let n = read_some(&mut reader, &mut sizes, &mut buf).await?;
             if n == 0 {
                 return io::Result::Ok((received, hash));
+            }
+            if let Some((every, for_)) = pause {
+                if received / every != (received + n) / every && received + n < len {
+                    tarn::Timer::after(for_).await;
+                }
             }
             received += n;
             hash = fnv1a(hash, &buf[..n]);
