@@ -15,7 +15,7 @@
 # in place of std's (each crate's `sync` module). A lost wakeup is a
 # deadlock loom reports.
 #
-#   bash .ci/loom.sh                          # the bound CI uses (3 preemptions, ~2 min)
+#   bash .ci/loom.sh                          # the bound CI uses (3 preemptions, ~4 min)
 #   LOOM_MAX_PREEMPTIONS=4 bash .ci/loom.sh   # deeper (the fallback models: long)
 #   LOOM_MAX_PREEMPTIONS= LOOM_SKIP="driver::fallback executor::model" bash .ci/loom.sh
 #                                             # unbounded: every interleaving of
